@@ -1,0 +1,150 @@
+"""``kmrec``: datasets (list, info, verify) and the main job (``kmrec run``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from kmrec_gpu.errors import KmrecError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def _datasets_list(args) -> int:
+    from kmrec_gpu.data import available
+
+    rows = available()
+    if args.json:
+        _print_json(rows)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("name", "kind", "ratings", "description")
+    for r in rows:
+        t.add_row(r["name"], r["kind"], f"{r['ratings']:,}", r["description"])
+    Console().print(t)
+    return 0
+
+
+def _datasets_info(args) -> int:
+    from kmrec_gpu.data import load
+
+    r = load(args.name, args.path, seed=args.seed, verify=not args.no_verify,
+             download=not args.no_download, progress=sys.stderr.isatty())
+    info = r.summary()
+    if args.json:
+        _print_json(info)
+        return 0
+    for k, v in info.items():
+        if k not in ("files", "genres"):
+            print(f"{k:>16}: {v}")
+    print(f"{'genres':>16}: {', '.join(info['genres']) or '-'}")
+    return 0
+
+
+def _datasets_verify(args) -> int:
+    from kmrec_gpu.data import verify
+
+    rep = verify(args.name, args.path, download=not args.no_download)
+    if args.json:
+        _print_json(rep)
+    else:
+        print(f"{rep['name']} at {rep['source']} ({rep['kind']})")
+        for c in rep["checks"]:
+            mark = {True: "ok", False: "FAILED", None: "unchecked"}[c["ok"]]
+            print(f"  {mark:>9}  {c['algorithm']:>6}  {c['file']}: {c['actual']}"
+                  + ("" if c["ok"] is not False else f" (expected {c['expected']})"))
+        print("all checks passed" if rep["ok"] else "verification FAILED")
+    return 0 if rep["ok"] else 1
+
+
+def _run(args) -> int:
+    from kmrec_gpu.jobs import run_baseline
+
+    run_baseline(
+        dataset=args.dataset, path=args.path, split=args.split,
+        test_fraction=args.test_fraction, seed=args.seed, backend=args.backend,
+        repeats=args.repeats, n_boot=args.n_boot, results_dir=args.results,
+        command=" ".join(["kmrec", *sys.argv[1:]]),
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kmrec",
+        description="kmrec_gpu: benchmark harness for K-means-based movie recommenders.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("datasets", help="list, describe and verify datasets",
+                        description="List, describe and verify datasets. Files are found "
+                        "through an explicit --path, KMREC_DATA_DIR (a path list), the user "
+                        "cache (~/.cache/kmrec or $XDG_CACHE_HOME/kmrec), then GroupLens.")
+    dsub = ds.add_subparsers(dest="action", required=True)
+    lst = dsub.add_parser("list", help="every dataset name: MovieLens releases, seed-002, "
+                          "synthetic presets", description="List every loadable dataset name.")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lst.set_defaults(fn=_datasets_list)
+
+    for name, fn, hlp in (
+        ("info", _datasets_info, "load a dataset and print its counts, scale, genres, "
+         "sha256 and where it was read from"),
+        ("verify", _datasets_verify, "check a dataset's checksums and counts against the "
+         "registry; exit 1 on any mismatch"),
+    ):
+        sp = dsub.add_parser(name, help=hlp, description=hlp[0].upper() + hlp[1:] + ".")
+        sp.add_argument("name", help="dataset name (see `kmrec datasets list`)")
+        sp.add_argument("--path", help="the official zip or its extracted folder")
+        sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.add_argument("--no-download", action="store_true",
+                        help="never download; fail if no local copy is found")
+        if name == "info":
+            sp.add_argument("--no-verify", action="store_true",
+                            help="read a copy whose checksums differ from the official ones")
+            sp.add_argument("--seed", type=int, default=0,
+                            help="seed for synthetic presets (default 0)")
+        sp.set_defaults(fn=fn)
+
+    run = sub.add_parser(
+        "run", help="the main job: a bias baseline on a held-out split, results appended",
+        description="Load a dataset, split it (seeded), fit the global-mean and user/item "
+        "bias baselines on the training part only, score the held-out ratings with every "
+        "rating metric (bootstrap CIs), and append result rows to RESULTS/runs/.")
+    run.add_argument("--dataset", default="ml-latest-small",
+                     help="dataset name (default ml-latest-small; synthetic-* presets work "
+                     "offline)")
+    run.add_argument("--path", help="the dataset's zip or folder, if not found otherwise")
+    run.add_argument("--split", default="holdout",
+                     choices=["holdout", "per_user", "temporal", "leave_last_k"],
+                     help="split method (default holdout)")
+    run.add_argument("--test-fraction", type=float, default=0.1,
+                     help="test share for holdout/per_user/temporal (default 0.1)")
+    run.add_argument("--seed", type=int, default=0, help="the one seed (default 0)")
+    run.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda"],
+                     help="compute backend (default auto: CUDA when usable, else CPU)")
+    run.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
+    run.add_argument("--n-boot", type=int, default=1000,
+                     help="bootstrap resamples for confidence intervals (default 1000)")
+    run.add_argument("--results", default="results",
+                     help="results folder; rows go to RESULTS/runs/ (default results)")
+    run.set_defaults(fn=_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KmrecError as e:
+        print(f"kmrec: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Result rows: one schema for every measurement, written append-only as JSON lines.
+
+Each run writes its own file (``<results>/runs/<UTC time>-<run id>.jsonl``); a row is
+appended by writing the whole file to a temporary name and renaming it over the old one,
+so a crash never leaves a half-written line and earlier rows are never lost.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from kmrec_gpu.environment import git_revision, library_versions
+from kmrec_gpu.errors import SchemaError
+
+SCHEMA_VERSION = 1
+PHASES = ("load", "split", "fit", "predict", "recommend", "evaluate", "end-to-end")
+STATUSES = ("ok", "failed", "skipped")
+
+# key -> (type(s), required)
+_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "schema_version": ((int,), True),
+    "run_id": ((str,), True),
+    "created_utc": ((str,), True),
+    "dataset": ((dict,), True),  # name, sha256, n_ratings, source
+    "split": ((dict, type(None)), True),  # method, params, n_train, n_test
+    "seed": ((int,), True),
+    "model": ((dict,), True),  # name, params
+    "backend": ((dict,), True),  # name, library, device_name, fallback_reason
+    "versions": ((dict,), True),
+    "git_revision": ((str,), True),
+    "phase": ((str,), True),
+    "status": ((str,), True),
+    "reason": ((str, type(None)), False),
+    "metrics": ((dict,), True),
+    "wall_time": ((dict, type(None)), True),  # Timing.as_dict()
+    "throughput": ((dict, type(None)), False),  # value, unit
+    "peak_memory": ((dict, type(None)), False),  # host_bytes, device_bytes
+    "command": ((str, type(None)), False),
+    "extra": ((dict,), False),
+}
+
+
+def validate_row(row: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(row) - set(_FIELDS)
+    if unknown:
+        raise SchemaError(f"result row has unknown keys {sorted(unknown)}")
+    for key, (types, required) in _FIELDS.items():
+        if key not in row:
+            if required:
+                raise SchemaError(f"result row lacks required key {key!r}")
+            continue
+        if not isinstance(row[key], types) or isinstance(row[key], bool) and bool not in types:
+            raise SchemaError(
+                f"result row key {key!r} is {type(row[key]).__name__}; expected "
+                f"{' or '.join(t.__name__ for t in types)}"
+            )
+    if row["phase"] not in PHASES:
+        raise SchemaError(f"phase {row['phase']!r}; expected one of {PHASES}")
+    if row["status"] not in STATUSES:
+        raise SchemaError(f"status {row['status']!r}; expected one of {STATUSES}")
+    if row["status"] != "ok" and not row.get("reason"):
+        raise SchemaError(f"a {row['status']} row must give its reason")
+    for k in ("name", "sha256"):
+        if k not in row["dataset"]:
+            raise SchemaError(f"result row dataset lacks {k!r}")
+    for k in ("name", "params"):
+        if k not in row["model"]:
+            raise SchemaError(f"result row model lacks {k!r}")
+    for k in ("name", "library", "device_name"):
+        if k not in row["backend"]:
+            raise SchemaError(f"result row backend lacks {k!r}")
+    for k, v in row["metrics"].items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise SchemaError(f"metric {k!r} is {v!r}; expected a number")
+    return row
+
+
+def make_row(*, run_id: str, dataset: dict, split: dict | None, seed: int, model: dict,
+             backend: dict, phase: str, metrics: dict | None = None,
+             wall_time: dict | None = None, status: str = "ok", **optional: Any) -> dict:
+    """A row with the provenance fields (versions, revision, time) filled in."""
+    row = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": dataset,
+        "split": split,
+        "seed": int(seed),
+        "model": model,
+        "backend": backend,
+        "versions": library_versions(),
+        "git_revision": git_revision(),
+        "phase": phase,
+        "status": status,
+        "metrics": {k: _num(v) for k, v in (metrics or {}).items()},
+        "wall_time": wall_time,
+        **optional,
+    }
+    return validate_row(row)
+
+
+def _num(v: Any) -> float | int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "item"):
+        raise SchemaError(f"metric value {v!r} is not a number")
+    v = v.item() if hasattr(v, "item") else v
+    return v if isinstance(v, int) else float(v)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _dumps(row: dict) -> str:
+    return json.dumps(row, sort_keys=True, allow_nan=False, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class ResultWriter:
+    """Appends validated rows to this run's own JSON-lines file."""
+
+    def __init__(self, results_dir: str | Path, run_id: str | None = None) -> None:
+        self.run_id = run_id or new_run_id()
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.path = Path(results_dir) / "runs" / f"{stamp}-{self.run_id}.jsonl"
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} exists; results are never overwritten")
+        self._lines: list[str] = []
+
+    def append(self, row: dict) -> None:
+        validate_row(row)
+        if row["run_id"] != self.run_id:
+            raise SchemaError(f"row run_id {row['run_id']!r} != writer's {self.run_id!r}")
+        self._lines.append(_dumps(row))
+        write_atomic(self.path, "\n".join(self._lines) + "\n")
+
+    def extend(self, rows: Iterable[dict]) -> None:
+        for r in rows:
+            self.append(r)
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows of one results file, or of every ``*.jsonl`` under a folder, validated."""
+    p = Path(path)
+    files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
+    rows = []
+    for f in files:
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(validate_row(json.loads(line)))
+            except (json.JSONDecodeError, SchemaError) as e:
+                raise SchemaError(f"{f}, line {n}: {e}") from None
+    return rows

@@ -1,0 +1,50 @@
+"""Timing with warm-up and repeats; the device is synchronised before every clock read."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timing:
+    times_s: tuple[float, ...]
+    warmup: int
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def min_s(self) -> float:
+        return min(self.times_s)
+
+    @property
+    def max_s(self) -> float:
+        return max(self.times_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"median_s": self.median_s, "min_s": self.min_s, "max_s": self.max_s,
+                "repeats": len(self.times_s), "warmup": self.warmup,
+                "times_s": list(self.times_s)}
+
+
+def timed(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1,
+          sync: Callable[[], None] = lambda: None) -> tuple[Any, Timing]:
+    """Run ``fn`` ``warmup`` + ``repeats`` times; return the last result and the timings."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return out, Timing(tuple(times), warmup)
