@@ -14,6 +14,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class Source:
             if name in names:
                 try:
                     return self._zip.read(name)
-                except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
                     raise CorruptArchive(
                         f"{self.path}: member {name!r} is corrupt or truncated ({e})"
                     ) from None

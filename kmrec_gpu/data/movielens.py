@@ -106,8 +106,9 @@ def check_ratings(df: pd.DataFrame, scale: RatingScale, table: Table, where: str
     bad = np.flatnonzero(scale.invalid_mask(df["rating"].to_numpy()))
     if bad.size:
         row = int(bad[0])
+        value = float(df["rating"].iloc[row])
         raise MalformedInput(
-            f"{where}, line {line_number(row, first_row)}: rating {df['rating'].iloc[row]!r} "
+            f"{where}, line {line_number(row, first_row)}: rating {value!r} "
             f"(user {df['user'].iloc[row]}, item {df['item'].iloc[row]}); expected a value "
             f"from {scale.minimum:g} to {scale.maximum:g} in steps of {scale.step:g}"
         )

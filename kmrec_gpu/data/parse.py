@@ -17,6 +17,9 @@ import pandas as pd
 from kmrec_gpu.errors import MalformedInput
 
 _INT, _FLOAT, _STR = "int", "float", "str"
+# Spellings of "missing" that must become NaN in numeric columns (so they are reported as
+# bad values with their line), while titles and tags keep them as text.
+_NA_TOKENS = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ def read_table(data: bytes, table: Table, where: str) -> pd.DataFrame:
             engine="c",
             quoting=0 if table.quoted else 3,  # QUOTE_MINIMAL / QUOTE_NONE
             keep_default_na=False,
-            na_values={c: [""] for c, k in zip(table.columns, table.kinds) if k != _STR},
+            na_values={c: _NA_TOKENS if k == _FLOAT else [""]
+                       for c, k in zip(table.columns, table.kinds) if k != _STR},
             skip_blank_lines=True,
         )
     except (ValueError, pd.errors.ParserError) as e:

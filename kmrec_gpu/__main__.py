@@ -1,0 +1,5 @@
+import sys
+
+from kmrec_gpu.cli import main
+
+sys.exit(main())

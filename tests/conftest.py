@@ -1,0 +1,61 @@
+"""Shared fixtures.
+
+Tests never download and never touch the user's cache: KMREC_OFFLINE is set and the
+cache points into a temporary folder. Real MovieLens copies come from KMREC_DATA_DIR;
+when one is missing the test skips, unless KMREC_REQUIRE_DATA=1 (as in CI), where it
+fails so a misconfigured CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["KMREC_OFFLINE"] = "1"
+
+from kmrec_gpu.errors import DatasetNotFound  # noqa: E402
+
+# pytest_plugins = ["tests.backend_fixtures"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+def require_data() -> bool:
+    return os.environ.get("KMREC_REQUIRE_DATA", "") not in ("", "0")
+
+
+def load_real(name: str):
+    from kmrec_gpu.data import load
+
+    try:
+        return load(name, download=False)
+    except DatasetNotFound as e:
+        msg = f"{name} not available (set KMREC_DATA_DIR): {e}"
+        if require_data():
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    return load_real("ml-100k")
+
+
+@pytest.fixture(scope="session")
+def ml_small():
+    return load_real("ml-latest-small")
+
+
+@pytest.fixture(scope="session")
+def seed002():
+    return load_real("seed-002")

@@ -1,0 +1,134 @@
+"""Result rows (schema, append-only atomic writer) and the claims record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kmrec_gpu.claims import (DEFAULT_PATH, load_claims, update_claim, validate_claim,
+                              validate_claims)
+from kmrec_gpu.errors import SchemaError
+from kmrec_gpu.results import ResultWriter, make_row, read_rows, validate_row
+
+
+def row(writer, **over):
+    base = dict(run_id=writer.run_id, dataset={"name": "toy", "sha256": "ab"}, split=None,
+                seed=0, model={"name": "m", "params": {"k": 3}},
+                backend={"name": "cpu", "library": "numpy", "device_name": "test cpu"},
+                phase="fit", metrics={"rmse": 0.9}, wall_time={"median_s": 1.0})
+    base.update(over)
+    return make_row(**base)
+
+
+def test_rows_are_appended_and_read_back(tmp_path):
+    w = ResultWriter(tmp_path)
+    w.append(row(w))
+    w.append(row(w, phase="predict", metrics={"rmse": 0.8, "n_test": 10}))
+    rows = read_rows(tmp_path)
+    assert [r["phase"] for r in rows] == ["fit", "predict"]
+    assert rows[0]["seed"] == 0 and rows[0]["versions"]["python"]
+    assert rows[0]["git_revision"] and rows[1]["metrics"] == {"rmse": 0.8, "n_test": 10}
+    assert w.path.parent == tmp_path / "runs" and w.path.suffix == ".jsonl"
+    # no temporary files are left behind
+    assert [p.name for p in w.path.parent.iterdir()] == [w.path.name]
+
+
+def test_separate_runs_never_share_a_file(tmp_path):
+    a, b = ResultWriter(tmp_path), ResultWriter(tmp_path)
+    a.append(row(a))
+    b.append(row(b))
+    assert a.path != b.path and len(read_rows(tmp_path)) == 2
+
+
+def test_a_failing_write_keeps_the_earlier_rows(tmp_path, monkeypatch):
+    w = ResultWriter(tmp_path)
+    w.append(row(w))
+    before = w.path.read_text()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        w.append(row(w, phase="predict"))
+    assert w.path.read_text() == before
+    assert [p.name for p in w.path.parent.iterdir()] == [w.path.name]
+
+
+@pytest.mark.parametrize("change, msg", [
+    ({"phase": "train"}, "phase 'train'"),
+    ({"status": "failed"}, "must give its reason"),
+    ({"metrics": {"rmse": "0.9"}}, "expected a number"),
+    ({"seed": "0"}, "key 'seed' is str"),
+    ({"bogus": 1}, "unknown keys"),
+])
+def test_schema_rejects_bad_rows(tmp_path, change, msg):
+    w = ResultWriter(tmp_path)
+    good = row(w)
+    with pytest.raises(SchemaError, match=msg):
+        validate_row({**good, **change})
+
+
+def test_failed_row_with_reason_is_valid(tmp_path):
+    w = ResultWriter(tmp_path)
+    r = row(w, status="failed", reason="out of memory", metrics={})
+    w.append(r)
+    assert read_rows(w.path)[0]["reason"] == "out of memory"
+
+
+def test_read_rows_names_the_bad_line(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\n')
+    with pytest.raises(SchemaError, match=r"x.jsonl, line 1: result row has unknown keys"):
+        read_rows(p)
+
+
+# ---- claims ------------------------------------------------------------------------------
+def claim(**over):
+    c = {"id": "001-tsvd16-rmse", "source": "001_b75808987be9316f.txt",
+         "statement": "Truncated SVD (16) RMSE 0.918", "metric": "rmse", "claimed": 0.918,
+         "as_published": None, "held_out": None, "protocol": "inferred: 90/10 holdout",
+         "verdict": "unsupported", "evidence": []}
+    c.update(over)
+    return c
+
+
+def test_committed_claims_file_follows_the_schema():
+    claims = load_claims(DEFAULT_PATH)
+    assert isinstance(claims, list) and claims
+    validate_claims(json.loads(Path(DEFAULT_PATH).read_text()))
+
+
+def test_update_touches_one_entry_only(tmp_path):
+    p = tmp_path / "claims.json"
+    update_claim("a", p, **{k: v for k, v in claim().items() if k != "id"})
+    update_claim("b", p, **{k: v for k, v in claim(claimed=0.898).items() if k != "id"})
+    before_b = json.dumps(load_claims(p)[1], sort_keys=True)
+    held = {"value": 0.95, "ci_low": 0.94, "ci_high": 0.96, "n_seeds": 3,
+            "dataset": "ml-latest-small", "split": "holdout 90/10"}
+    update_claim("a", p, held_out=held, verdict="not reproduced", evidence=["results/x.jsonl"])
+    a, b = load_claims(p)
+    assert a["held_out"] == held and a["claimed"] == 0.918 and a["verdict"] == "not reproduced"
+    assert json.dumps(b, sort_keys=True) == before_b
+    assert [p.name for p in tmp_path.iterdir()] == ["claims.json"]
+
+
+@pytest.mark.parametrize("change, msg", [
+    ({"verdict": "maybe"}, "verdict 'maybe'"),
+    ({"claimed": "0.9"}, "number or null"),
+    ({"held_out": {"value": 1.0}}, "exactly the keys"),
+    ({"held_out": {"value": 1.0, "ci_low": 1.1, "ci_high": 1.2, "n_seeds": 3,
+                   "dataset": "d", "split": "s"}}, "ci_low <= value"),
+    ({"verdict": "reproduced", "evidence": []}, "needs evidence"),
+    ({"statement": ""}, "non-empty string"),
+])
+def test_claim_schema_rejects(change, msg):
+    with pytest.raises(SchemaError, match=msg):
+        validate_claim(claim(**change))
+
+
+def test_duplicate_claim_ids_rejected():
+    with pytest.raises(SchemaError, match="duplicate id"):
+        validate_claims([claim(), claim()])
