@@ -16,7 +16,7 @@ os.environ["KMREC_OFFLINE"] = "1"
 
 from kmrec_gpu.errors import DatasetNotFound  # noqa: E402
 
-# pytest_plugins = ["tests.backend_fixtures"]
+pytest_plugins = ["tests.backend_fixtures"]
 
 
 @pytest.fixture(autouse=True, scope="session")
