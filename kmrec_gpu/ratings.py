@@ -40,9 +40,9 @@ class RatingScale:
     def invalid_mask(self, r: np.ndarray) -> np.ndarray:
         """True where ``r`` is NaN, outside the range, or off the step grid."""
         r = np.asarray(r, dtype=np.float64)
-        q = (r - self.minimum) / self.step
-        off_grid = np.abs(q - np.round(q)) > 1e-6
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # NaN and inf are reported by isfinite below
+            q = (r - self.minimum) / self.step
+            off_grid = np.abs(q - np.round(q)) > 1e-6
             out = (r < self.minimum - 1e-9) | (r > self.maximum + 1e-9)
         return ~np.isfinite(r) | out | off_grid
 
