@@ -7,6 +7,7 @@ repeats, predict the held-out rows, score them with bootstrap intervals, record.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def run_baseline(*, dataset: str = "ml-latest-small", path: str | None = None,
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=False, quiet=quiet)
+    # a pipe or CI log reports 80 columns; the table needs more to stay readable
+    console = Console(stderr=False, quiet=quiet, width=None if sys.stdout.isatty() else 120)
     be = get_backend(backend)
     bdesc = be.describe()
     if bdesc.get("fallback_reason"):
