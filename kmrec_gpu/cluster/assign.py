@@ -1,0 +1,84 @@
+"""The assignment step of Lloyd's algorithm, and the choice of who computes it.
+
+``assign_update`` returns, for every row, the nearest centre and its squared distance, and
+for every centre the sum and count of its rows; ``assign`` skips the sums. The portable
+:class:`ComposedOps` builds them from matrix products, ``argmin`` and a one-hot product
+over ``xp``, block by block. Composing library calls passes over each block several
+times, so where a fused kernel exists for the backend (``kernels/``: numba on a CPU for
+NumPy arrays, Triton on CUDA), :func:`choose` returns it instead; ``kernels="off"``
+forces the composition for A/B comparisons. The result row records ``assign_path_``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kmrec_gpu.cluster.data import KMeansData
+
+
+class AssignOps:
+    name = "abstract"
+
+    def assign_update(self, data: KMeansData, centers: Any) -> tuple[Any, Any, Any, Any]:
+        raise NotImplementedError
+
+    def assign(self, data: KMeansData, centers: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+
+class ComposedOps(AssignOps):
+    """Matrix products and reductions of the backend's namespace (every backend)."""
+
+    name = "composed"
+
+    def _run(self, data: KMeansData, centers: Any, update: bool):
+        xp = data.xp
+        dev = data.backend.device
+        k = centers.shape[0]
+        cn = xp.sum(centers * centers, axis=1)
+        ct = xp.permute_dims(centers, (1, 0))
+        ar = xp.arange(k, device=dev)
+        labels, mind = [], []
+        sums = xp.zeros((k, data.d), dtype=centers.dtype, device=dev)
+        counts = xp.zeros(k, dtype=xp.int64, device=dev)
+        for b in data.blocks:
+            dist = cn[None, :] - 2 * data.products(b, ct)
+            lab = xp.argmin(dist, axis=1)
+            labels.append(lab)
+            mind.append(xp.min(dist, axis=1) + b.sq_norms)
+            if update:
+                onehot = xp.astype(lab[:, None] == ar[None, :], centers.dtype)
+                if data.sparse:
+                    sums = sums + xp.permute_dims(data.backend.sparse.rmatmul(b.x, onehot), (1, 0))
+                else:
+                    sums = sums + xp.permute_dims(onehot, (1, 0)) @ b.x
+                counts = counts + xp.astype(xp.sum(onehot, axis=0), xp.int64)
+        cat = (lambda parts: parts[0] if len(parts) == 1 else xp.concat(parts))
+        return cat(labels), cat(mind), sums, counts
+
+    def assign_update(self, data, centers):
+        return self._run(data, centers, True)
+
+    def assign(self, data, centers):
+        labels, mind, _, _ = self._run(data, centers, False)
+        return labels, mind
+
+
+COMPOSED = ComposedOps()
+
+
+def choose(data: KMeansData, kernels: str = "auto") -> AssignOps:
+    """The fused kernel for this backend and input when there is one, else the composition.
+
+    ``kernels="on"`` demands a kernel and raises when none applies.
+    """
+    if kernels == "off":
+        return COMPOSED
+    from kmrec_gpu.cluster import kernels as kernel_registry
+
+    ops, why_not = kernel_registry.find(data)
+    if ops is not None:
+        return ops
+    if kernels == "on":
+        raise RuntimeError(f"kernels='on' but no fused assignment kernel applies: {why_not}")
+    return COMPOSED
