@@ -45,6 +45,7 @@ class KMeansData:
     blocks: list[Block]
     host_csr: sp.csr_matrix | None  # kept for row gathers on sparse input
     dense: Any  # the whole dense array on the device (None for sparse)
+    sq_norms: Any = None  # every row's squared norm (blocks hold views of it)
 
     @property
     def xp(self) -> Any:
@@ -105,18 +106,18 @@ def prepare(X: Any, backend: Backend, *, k: int, budget_bytes: int) -> KMeansDat
         if csr.nnz and not np.all(np.isfinite(csr.data)):
             bad = int(np.flatnonzero(~np.isfinite(csr.data))[0])
             row = int(np.searchsorted(csr.indptr, bad, side="right") - 1)
-            raise ValueError(f"X has a non-finite value {csr.data[bad]!r} in row {row}")
+            raise ValueError(f"X has a non-finite value {float(csr.data[bad])} in row {row}")
         n, d = csr.shape
         _check_size(n, d, k)
         rows = block_rows(n, d, k, np.dtype(dtype).itemsize, budget_bytes, backend.name == "cpu")
         sq = np.asarray(csr.multiply(csr).sum(axis=1), dtype=dtype).ravel()
+        sq_dev = backend.asarray(sq, dtype=dtype)
         blocks = []
         for s in range(0, n, rows):
             e = min(n, s + rows)
             part = csr if (s == 0 and e == n) else csr[s:e]
-            blocks.append(Block(s, e, backend.sparse.from_scipy(part),
-                                backend.asarray(sq[s:e], dtype=dtype)))
-        return KMeansData(backend, n, d, dtype, True, blocks, csr, None)
+            blocks.append(Block(s, e, backend.sparse.from_scipy(part), sq_dev[s:e]))
+        return KMeansData(backend, n, d, dtype, True, blocks, csr, None, sq_dev)
 
     if _is_backend_array(X, backend):
         arr = X
@@ -132,7 +133,7 @@ def prepare(X: Any, backend: Backend, *, k: int, budget_bytes: int) -> KMeansDat
             raise ValueError(f"X must be 2-d (samples x features), got shape {host.shape}")
         if not np.all(np.isfinite(host)):
             r, c = np.argwhere(~np.isfinite(host))[0]
-            raise ValueError(f"X[{r}, {c}] is {host[r, c]!r}; expected a finite number")
+            raise ValueError(f"X[{r}, {c}] is {float(host[r, c])}; expected a finite number")
         arr = backend.asarray(host, dtype=dtype)
     if arr.ndim != 2:
         raise ValueError(f"X must be 2-d (samples x features), got shape {tuple(arr.shape)}")
@@ -142,7 +143,7 @@ def prepare(X: Any, backend: Backend, *, k: int, budget_bytes: int) -> KMeansDat
     sq = xp.sum(arr * arr, axis=1)
     blocks = [Block(s, min(n, s + rows), arr[s:min(n, s + rows), ...], sq[s:min(n, s + rows)])
               for s in range(0, n, rows)]
-    return KMeansData(backend, n, d, dtype, False, blocks, None, arr)
+    return KMeansData(backend, n, d, dtype, False, blocks, None, arr, sq)
 
 
 def _is_backend_array(X: Any, backend: Backend) -> bool:

@@ -6,8 +6,34 @@ imported only when asked, and so a missing one is a reason, never an error.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from kmrec_gpu.cluster.assign import AssignOps
 from kmrec_gpu.cluster.data import KMeansData
+
+
+class NumbaAssign(AssignOps):
+    """``kernels/cpu_kmeans.py`` over the whole input in one parallel pass (NumPy backend)."""
+
+    name = "numba-cpu"
+
+    def _run(self, data: KMeansData, centers: Any, update: bool):
+        from kernels import cpu_kmeans
+
+        c = np.asarray(centers)
+        sq = np.asarray(data.sq_norms)
+        if data.sparse:
+            return cpu_kmeans.assign_sparse(data.host_csr, c, sq, update=update)
+        return cpu_kmeans.assign_dense(np.asarray(data.dense), c, sq, update=update)
+
+    def assign_update(self, data, centers):
+        return self._run(data, centers, True)
+
+    def assign(self, data, centers):
+        labels, mind, _, _ = self._run(data, centers, False)
+        return labels, mind
 
 
 def find(data: KMeansData) -> tuple[AssignOps | None, str]:
@@ -15,7 +41,7 @@ def find(data: KMeansData) -> tuple[AssignOps | None, str]:
     be = data.backend
     if be.name == "cpu" and be.library == "numpy":
         try:
-            from kernels.cpu_kmeans import NumbaAssign
+            import kernels.cpu_kmeans  # noqa: F401  (compiles lazily on first call)
         except ImportError as exc:
             return None, f"numba is not importable ({exc})"
         return NumbaAssign(), ""

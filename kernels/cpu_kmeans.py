@@ -1,0 +1,154 @@
+"""Fused K-means assignment + accumulation on a CPU (numba), for NumPy and SciPy CSR input.
+
+Composing library calls (product, argmin, one-hot product) reads every block of distances
+several times, and a tall-skinny BLAS product (1M × 20 times 20 × 16) runs far below the
+machine's speed: measured here, the composition took ~100 ms an iteration on 1M × 20,
+k = 16, where scikit-learn's fused Cython loop took 13 ms. These kernels do what the
+Triton kernel does on a GPU: one pass over the points computes the distances to every
+centre, keeps the running minimum and its index, and adds the point into its cluster's
+per-thread sum, without writing the n × k distance matrix.
+
+Dense: as scikit-learn's Cython loop, each thread takes tiles of ``TILE`` points, computes
+the tile's products with the centres by a single-threaded BLAS call into a small buffer
+that stays in cache, then scans it for the minimum and accumulates (measured against a
+hand-vectorised loop, BLAS on the tile was ~1.5x faster). Sparse: each stored value adds
+``v · Cᵀ[col, :]`` to the row's ``k`` dot products, a contiguous loop over centres.
+
+Argmin ties go to the lowest centre index, as ``argmin`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+from threadpoolctl import ThreadpoolController
+
+_BLAS = None  # one controller: building one scans the loaded libraries (milliseconds)
+
+
+def _one_blas_thread():
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+TILE = 256  # scikit-learn's chunk: the product of a tile stays in L1/L2
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, update):  # pragma: no cover - jit
+    n, d = X.shape
+    k = Ct.shape[1]
+    n_tiles = (n + TILE - 1) // TILE
+    n_groups = sums.shape[0]
+    per_group = (n_tiles + n_groups - 1) // n_groups
+    for g in prange(n_groups):
+        prod = np.empty((TILE, k), dtype=X.dtype)
+        local = np.zeros((k, d), dtype=X.dtype)
+        inf = cnorm[0] - cnorm[0] + np.inf  # typed like the data: no float64 compares
+        for tile in range(g * per_group, min(n_tiles, (g + 1) * per_group)):
+            r0 = tile * TILE
+            m = min(TILE, n - r0)
+            if m == TILE:
+                np.dot(X[r0:r0 + TILE], Ct, prod)  # BLAS, into the tile buffer
+            else:
+                prod[:m] = np.dot(X[r0:r0 + m], Ct)
+            for r in range(m):
+                best = inf
+                arg = 0
+                for j in range(k):
+                    v = cnorm[j] - (prod[r, j] + prod[r, j])
+                    if v < best:
+                        best = v
+                        arg = j
+                i = r0 + r
+                labels[i] = arg
+                mind[i] = best + sqn[i]
+                if update:
+                    counts[g, arg] += 1
+                    for t in range(d):
+                        local[arg, t] += X[i, t]
+            if update:
+                # a tile's sums in the data's dtype, then float64 across tiles: fast inner
+                # adds without float32 drift over millions of points
+                for j in range(k):
+                    for t in range(d):
+                        sums[g, j, t] += local[j, t]
+                        local[j, t] = 0
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _sparse(indptr, indices, data, Ct, cnorm, sqn, labels, mind, sums, counts,
+            update):  # pragma: no cover - jit
+    n = indptr.shape[0] - 1
+    k = Ct.shape[1]
+    n_groups = sums.shape[0]
+    per_group = (n + n_groups - 1) // n_groups
+    for g in prange(n_groups):
+        acc = np.empty(k, dtype=Ct.dtype)
+        inf = cnorm[0] - cnorm[0] + np.inf
+        for i in range(g * per_group, min(n, (g + 1) * per_group)):
+            for j in range(k):
+                acc[j] = 0
+            for p in range(indptr[i], indptr[i + 1]):
+                v = data[p]
+                col = indices[p]
+                for j in range(k):
+                    acc[j] += v * Ct[col, j]
+            bv = inf
+            bj = 0
+            for j in range(k):
+                val = cnorm[j] - 2 * acc[j]
+                if val < bv:
+                    bv = val
+                    bj = j
+            labels[i] = bj
+            mind[i] = bv + sqn[i]
+            if update:
+                counts[g, bj] += 1
+                for p in range(indptr[i], indptr[i + 1]):
+                    sums[g, bj, indices[p]] += data[p]
+
+
+def assign_dense(X: np.ndarray, C: np.ndarray, sq_norms: np.ndarray, *, update: bool = True,
+                 n_groups: int | None = None):
+    """Labels, squared distances, per-cluster sums and counts for dense ``X``."""
+    n, d = X.shape
+    k = C.shape[0]
+    C = np.ascontiguousarray(C, dtype=X.dtype)
+    Ct = np.ascontiguousarray(C.T)
+    cnorm = np.einsum("ij,ij->i", C, C)
+    # one group of tiles per thread, each with its own sums: no atomics
+    g = n_groups or max(1, min(get_num_threads(), (n + TILE - 1) // TILE))
+    labels = np.empty(n, dtype=np.int64)
+    mind = np.empty(n, dtype=X.dtype)
+    sums = np.zeros((g, k, d) if update else (g, 1, 1), dtype=np.float64)
+    counts = np.zeros((g, k) if update else (g, 1), dtype=np.int64)
+    # one BLAS thread per tile: the parallelism is over tiles, as in scikit-learn
+    with _one_blas_thread():
+        _dense(X, Ct, cnorm, sq_norms, labels, mind, sums, counts, update)
+    if not update:
+        return labels, mind, None, None
+    return labels, mind, sums.sum(axis=0).astype(X.dtype), counts.sum(axis=0)
+
+
+def assign_sparse(X, C: np.ndarray, sq_norms: np.ndarray, *, update: bool = True,
+                  n_groups: int | None = None):
+    """The same for a SciPy CSR ``X`` (canonical: sorted, no duplicates)."""
+    n, d = X.shape
+    k = C.shape[0]
+    dtype = X.dtype
+    Ct = np.ascontiguousarray(C.T, dtype=dtype)
+    cnorm = np.einsum("ij,ij->i", C, C).astype(dtype)
+    # one sums buffer per thread: each is k × d, and d is the number of movies
+    g = n_groups or max(1, min(get_num_threads(), n))
+    labels = np.empty(n, dtype=np.int64)
+    mind = np.empty(n, dtype=dtype)
+    sums = np.zeros((g, k, d) if update else (g, 1, 1), dtype=np.float64)
+    counts = np.zeros((g, k) if update else (g, 1), dtype=np.int64)
+    _sparse(X.indptr, X.indices, X.data, Ct, cnorm, sq_norms, labels, mind, sums, counts,
+            update)
+    if not update:
+        return labels, mind, None, None
+    return labels, mind, sums.sum(axis=0).astype(dtype), counts.sum(axis=0)

@@ -1,0 +1,156 @@
+"""K-means against scikit-learn, on every backend and both assignment paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.cluster import KMeans as SKKMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from kmrec_gpu.cluster import KMeans, NotFittedError
+from kmrec_gpu.cluster.data import prepare
+
+
+def _paths(backend):
+    # the NumPy backend has a fused kernel; every backend has the composition
+    return ("auto", "off") if backend.library == "numpy" else ("off",)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(2500, n_features=6, centers=7, cluster_std=1.0, random_state=3)
+    return X, y
+
+
+def test_same_iterates_as_sklearn_from_same_centres(backend, blobs):
+    X, _ = blobs
+    rng = np.random.default_rng(0)
+    C = X[rng.choice(len(X), 7, replace=False)]
+    sk = SKKMeans(7, init=C, n_init=1, max_iter=6, tol=0).fit(X)
+    for kernels in _paths(backend):
+        ours = KMeans(7, init=C, max_iter=6, tol=0, backend=backend, kernels=kernels).fit(X)
+        assert ours.n_iter_ == sk.n_iter_
+        np.testing.assert_array_equal(ours.labels_, sk.labels_)
+        assert ours.inertia_ == pytest.approx(sk.inertia_, rel=1e-5)
+        np.testing.assert_allclose(ours.cluster_centers_, sk.cluster_centers_, rtol=1e-9,
+                                   atol=1e-9)
+
+
+def test_sparse_same_iterates_as_sklearn(backend):
+    A = sp.random(600, 80, density=0.08, format="csr", random_state=1, dtype=np.float64)
+    A.data[:] = 1.0  # a liked-matrix is binary
+    C = A[:6].toarray()
+    sk = SKKMeans(6, init=C, n_init=1, max_iter=8, tol=0).fit(A)
+    for kernels in _paths(backend):
+        # a tiny budget forces many row blocks; the answer must not depend on it
+        ours = KMeans(6, init=C, max_iter=8, tol=0, backend=backend, kernels=kernels,
+                      memory_budget_mb=0.01).fit(A)
+        np.testing.assert_array_equal(ours.labels_, sk.labels_)
+        assert ours.inertia_ == pytest.approx(sk.inertia_, rel=1e-5)
+        assert ours.n_iter_ == sk.n_iter_
+
+
+def test_converged_run_matches_sklearn_with_tol(blobs):
+    X, _ = blobs
+    C = X[:7]
+    sk = SKKMeans(7, init=C, n_init=1, max_iter=300, tol=1e-4).fit(X)
+    ours = KMeans(7, init=C, max_iter=300, tol=1e-4).fit(X)
+    assert ours.n_iter_ == sk.n_iter_
+    np.testing.assert_array_equal(ours.labels_, sk.labels_)
+
+
+def test_blobs_quality_against_sklearn_best_of_n_init(backend, blobs):
+    X, y = blobs
+    sk = SKKMeans(7, n_init=10, random_state=0).fit(X)
+    ours = KMeans(7, n_init=10, random_state=0, backend=backend, kernels="off").fit(X)
+    assert adjusted_rand_score(y, ours.labels_) >= 0.99
+    assert ours.inertia_ <= sk.inertia_ * 1.01
+
+
+def test_float32_stays_float32(backend, blobs):
+    X = blobs[0].astype(np.float32)
+    m = KMeans(7, random_state=0, backend=backend).fit(X)
+    assert m.cluster_centers_.dtype == np.float32
+    sk = SKKMeans(7, n_init=1, random_state=0).fit(X)
+    assert adjusted_rand_score(sk.labels_, m.labels_) >= 0.99
+
+
+def test_same_seed_same_result_on_every_backend(backend, blobs):
+    X, _ = blobs
+    ref = KMeans(7, random_state=5, library="numpy").fit(X)
+    ours = KMeans(7, random_state=5, backend=backend).fit(X)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+    # and 0 is a seed like any other; another seed gives other initial centres
+    a = KMeans(7, random_state=0, init="random", max_iter=1).fit(X).cluster_centers_
+    b = KMeans(7, random_state=1, init="random", max_iter=1).fit(X).cluster_centers_
+    assert not np.allclose(a, b)
+
+
+def test_empty_cluster_is_reseeded_from_farthest_point():
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.3], [10.0, 10.0], [10.1, 10.0]])
+    # the third centre is far from every point: it starts empty
+    C = np.array([[0.0, 0.0], [10.0, 10.0], [-100.0, -100.0]])
+    sk = SKKMeans(3, init=C, n_init=1, max_iter=1, tol=0).fit(X)
+    for kernels in ("auto", "off"):
+        ours = KMeans(3, init=C, max_iter=1, tol=0, kernels=kernels).fit(X)
+        assert np.bincount(ours.labels_, minlength=3).min() >= 1
+        np.testing.assert_allclose(ours.cluster_centers_, sk.cluster_centers_)
+        np.testing.assert_array_equal(ours.labels_, sk.labels_)
+
+
+def test_budget_bounds_block_size(backend):
+    X = np.random.default_rng(0).random((5000, 8))
+    data = prepare(X, backend, k=4, budget_bytes=64 * 1024)
+    per_row = 8 * (4 * 4 + 8) + 16
+    assert len(data.blocks) > 1
+    assert max(b.n for b in data.blocks) * per_row <= 64 * 1024
+    assert sum(b.n for b in data.blocks) == 5000
+
+
+def test_predict_transform_score_match_sklearn(blobs):
+    X, _ = blobs
+    C = X[:7]
+    sk = SKKMeans(7, init=C, n_init=1, max_iter=20).fit(X)
+    ours = KMeans(7, init=C, max_iter=20).fit(X)
+    Z = X[::7] + 0.1
+    np.testing.assert_array_equal(ours.predict(Z), sk.predict(Z))
+    np.testing.assert_allclose(ours.transform(Z), sk.transform(Z), rtol=1e-6, atol=1e-6)
+    assert ours.score(Z) == pytest.approx(sk.score(Z), rel=1e-6)
+    np.testing.assert_array_equal(KMeans(7, init=C, max_iter=20).fit_predict(X), ours.labels_)
+
+
+def test_assign_path_is_recorded():
+    X = np.random.default_rng(0).random((300, 3))
+    assert KMeans(3).fit(X).assign_path_ == "numba-cpu"
+    assert KMeans(3, kernels="off").fit(X).assign_path_ == "composed"
+    with pytest.raises(RuntimeError, match="no fused assignment kernel"):
+        KMeans(3, library="torch", kernels="on").fit(X)
+
+
+@pytest.mark.parametrize("kwargs, X, msg", [
+    ({"n_clusters": 0}, np.ones((5, 2)), "n_clusters must be a positive int"),
+    ({"n_clusters": 6}, np.ones((5, 2)), "n_samples=5 should be >= n_clusters=6"),
+    ({"n_clusters": 2}, np.ones(5), "X must be 2-d"),
+    ({"n_clusters": 2}, np.array([[1.0, np.nan], [0, 0], [1, 1]]), r"X\[0, 1\] is nan"),
+    ({"n_clusters": 2, "init": "kmeans"}, np.ones((5, 2)), "init must be"),
+    ({"n_clusters": 2, "init": np.ones((3, 2))}, np.ones((5, 2)), r"init has shape \(3, 2\)"),
+    ({"n_clusters": 2, "tol": -1}, np.ones((5, 2)), "tol must be >= 0"),
+])
+def test_bad_input_is_named(kwargs, X, msg):
+    with pytest.raises(ValueError, match=msg):
+        KMeans(**kwargs).fit(X)
+
+
+def test_random_state_none_is_refused():
+    with pytest.raises(TypeError, match="0 is a valid seed"):
+        KMeans(2, random_state=None).fit(np.random.default_rng(0).random((10, 2)))
+
+
+def test_unfitted_and_wrong_width():
+    with pytest.raises(NotFittedError):
+        KMeans(2).predict(np.ones((3, 2)))
+    m = KMeans(2).fit(np.random.default_rng(0).random((10, 2)))
+    with pytest.raises(ValueError, match="X has 3 features"):
+        m.predict(np.ones((3, 3)))
