@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     writer = ResultWriter(args.out)
     ctx = Context(writer=writer, command=command, seeds=args.seeds, k=args.k,
-                  n_boot=args.bootstrap)
+                  n_boot=args.bootstrap, out_dir=args.out)
     t0 = time.perf_counter()
     with Progress(console=console, transient=False) as prog:
         a = seed002_article(ctx, prog)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans as SkKMeans
 
 from kmrec_gpu.cluster import KMeans
+from kmrec_gpu.cluster.elbow import ElbowResult, find_knee, plot_elbow
 from kmrec_gpu.data import load
 from kmrec_gpu.environment import cpu_name
 from kmrec_gpu.leakage_rec import scored_users
@@ -36,6 +38,7 @@ class Context:
     seeds: list[int]
     k: int
     n_boot: int
+    out_dir: Path = Path("results")
     backend: dict = field(default_factory=lambda: {
         "name": "cpu", "library": "numpy", "device_name": cpu_name()})
 
@@ -50,14 +53,11 @@ class Context:
             command=self.command, extra=extra or {}))
 
 
-def knee(ks, wcss) -> int:
-    """The elbow: the k farthest below the chord from the first to the last point of the
-    curve, both axes scaled to [0, 1] (the Kneedle idea; no eye involved)."""
-    x = (np.asarray(ks, float) - ks[0]) / (ks[-1] - ks[0])
-    w = np.asarray(wcss, float)
-    y = (w - w.min()) / (w.max() - w.min()) if w.max() > w.min() else np.zeros_like(w)
-    chord = y[0] + (y[-1] - y[0]) * x
-    return int(ks[int(np.argmax(chord - y))])
+def knee(ks, wcss, fallback: int = 15) -> int:
+    """The elbow by Kneedle on log(WCSS) (kmrec_gpu.cluster.elbow.find_knee), no eye
+    involved; the article's k = 15 when the curve has no knee."""
+    found = find_knee(list(ks), list(wcss))
+    return fallback if found is None else found
 
 
 def _article_movie_rows(raw: np.ndarray, fixed: np.ndarray, liked, min_size: int) -> list[int]:
@@ -104,6 +104,10 @@ def seed002_article(ctx: Context, prog) -> dict:
             prog.advance(task)
         out[f"wcss_{name}"] = wcss
         out[f"knee_{name}"] = knee(list(range(1, 31)), wcss)
+        png = ctx.out_dir / f"seed002_elbow_{name}.png"
+        plot_elbow(ElbowResult(tuple(range(1, 31)), tuple(wcss), out[f"knee_{name}"]), png,
+                   title=f"seed 002, 447-row file: WCSS k = 1..30 ({name})")
+        out[f"elbow_png_{name}"] = str(png)
     prog.remove_task(task)
     csr = liked[:, cols].tocsr()
     for name in ("sklearn", "kmrec"):

@@ -41,7 +41,9 @@ def write_markdown(path: Path, ctx, a, b, c, summary, seconds: float) -> str:
          f"{git_revision()}; {seconds:.0f} s. Rows: `{Path(ctx.writer.path).name}`.", "",
          "## 002 as published (447-row file, k = 15, clusters under 6 users dissolved)", "",
          f"Data: {a['n_rows']} ratings, {a['n_users']} users x {a['n_movies']} movies. "
-         f"Elbow knee (k = 1..30): scikit-learn {a['knee_sklearn']}, ours {a['knee_kmrec']}.",
+         f"Elbow knee (k = 1..30, Kneedle on log WCSS): scikit-learn {a['knee_sklearn']}, ours "
+         f"{a['knee_kmrec']}; plots `{Path(a['elbow_png_sklearn']).name}`, "
+         f"`{Path(a['elbow_png_kmrec']).name}`.",
          "", "| run | clusters before / after fix | users per cluster | movies per cluster "
          "(distinct) | movie rows (article's code) |", "|---|---|---|---|---|",
          f"| article | 15 / {len(ARTICLE_USERS)} | {'/'.join(map(str, ARTICLE_USERS))} | "
