@@ -2,8 +2,9 @@
 
 Composing library calls (product, argmin, one-hot product) reads every block of distances
 several times, and a tall-skinny BLAS product (1M × 20 times 20 × 16) runs far below the
-machine's speed: measured here, the composition took ~100 ms an iteration on 1M × 20,
-k = 16, where scikit-learn's fused Cython loop took 13 ms. These kernels do what the
+machine's speed: measured here, the composition took 200-250 ms an iteration on 1M × 20,
+k = 16, where scikit-learn's fused Cython loop took 18-25 ms (float32-float64;
+results/bench/kmeans.md). These kernels do what the
 Triton kernel does on a GPU: one pass over the points computes the distances to every
 centre, keeps the running minimum and its index, and adds the point into its cluster's
 per-thread sum, without writing the n × k distance matrix.
@@ -37,7 +38,8 @@ TILE = 256  # scikit-learn's chunk: the product of a tile stays in L1/L2
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, update):  # pragma: no cover - jit
+def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, changed, update,
+           want_mind):  # pragma: no cover - jit
     n, d = X.shape
     k = Ct.shape[1]
     n_tiles = (n + TILE - 1) // TILE
@@ -46,7 +48,8 @@ def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, update):  # pragma: no
     for g in prange(n_groups):
         prod = np.empty((TILE, k), dtype=X.dtype)
         local = np.zeros((k, d), dtype=X.dtype)
-        inf = cnorm[0] - cnorm[0] + np.inf  # typed like the data: no float64 compares
+        # typed like the data: a bare np.inf is float64 and would widen every compare
+        inf = np.full(1, np.inf, dtype=cnorm.dtype)[0]
         for tile in range(g * per_group, min(n_tiles, (g + 1) * per_group)):
             r0 = tile * TILE
             m = min(TILE, n - r0)
@@ -63,8 +66,11 @@ def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, update):  # pragma: no
                         best = v
                         arg = j
                 i = r0 + r
-                labels[i] = arg
-                mind[i] = best + sqn[i]
+                if labels[i] != arg:
+                    changed[g] += 1
+                    labels[i] = arg
+                if want_mind:
+                    mind[i] = best + sqn[i]
                 if update:
                     counts[g, arg] += 1
                     for t in range(d):
@@ -79,15 +85,15 @@ def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, update):  # pragma: no
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _sparse(indptr, indices, data, Ct, cnorm, sqn, labels, mind, sums, counts,
-            update):  # pragma: no cover - jit
+def _sparse(indptr, indices, data, Ct, cnorm, sqn, labels, mind, sums, counts, changed,
+            update, want_mind):  # pragma: no cover - jit
     n = indptr.shape[0] - 1
     k = Ct.shape[1]
     n_groups = sums.shape[0]
     per_group = (n + n_groups - 1) // n_groups
     for g in prange(n_groups):
         acc = np.empty(k, dtype=Ct.dtype)
-        inf = cnorm[0] - cnorm[0] + np.inf
+        inf = np.full(1, np.inf, dtype=cnorm.dtype)[0]
         for i in range(g * per_group, min(n, (g + 1) * per_group)):
             for j in range(k):
                 acc[j] = 0
@@ -103,52 +109,70 @@ def _sparse(indptr, indices, data, Ct, cnorm, sqn, labels, mind, sums, counts,
                 if val < bv:
                     bv = val
                     bj = j
-            labels[i] = bj
-            mind[i] = bv + sqn[i]
+            if labels[i] != bj:
+                changed[g] += 1
+                labels[i] = bj
+            if want_mind:
+                mind[i] = bv + sqn[i]
             if update:
                 counts[g, bj] += 1
                 for p in range(indptr[i], indptr[i + 1]):
                     sums[g, bj, indices[p]] += data[p]
 
 
-def assign_dense(X: np.ndarray, C: np.ndarray, sq_norms: np.ndarray, *, update: bool = True,
-                 n_groups: int | None = None):
-    """Labels, squared distances, per-cluster sums and counts for dense ``X``."""
+def _run(X, C, sq_norms, labels, update, want_mind, n_groups):
     n, d = X.shape
     k = C.shape[0]
-    C = np.ascontiguousarray(C, dtype=X.dtype)
+    sparse = not isinstance(X, np.ndarray)
+    dtype = X.dtype
+    C = np.ascontiguousarray(C, dtype=dtype)
     Ct = np.ascontiguousarray(C.T)
     cnorm = np.einsum("ij,ij->i", C, C)
-    # one group of tiles per thread, each with its own sums: no atomics
-    g = n_groups or max(1, min(get_num_threads(), (n + TILE - 1) // TILE))
-    labels = np.empty(n, dtype=np.int64)
-    mind = np.empty(n, dtype=X.dtype)
+    if labels is None:
+        labels = np.full(n, -1, dtype=np.int32)
+    elif labels.dtype != np.int32 or labels.shape != (n,):
+        raise ValueError(f"labels must be int32 of shape ({n},), got {labels.dtype} "
+                         f"{labels.shape}")
+    if sq_norms is None:
+        sq_norms = np.zeros(1, dtype=dtype)
+    # one group of rows per thread, each with its own sums: no atomics. (A CSR group's
+    # sums are k × d with d the number of movies, so no more groups than threads.)
+    g = n_groups or max(1, min(get_num_threads(), (n + TILE - 1) // TILE if not sparse else n))
+    mind = np.empty(n if want_mind else 1, dtype=dtype)
     sums = np.zeros((g, k, d) if update else (g, 1, 1), dtype=np.float64)
     counts = np.zeros((g, k) if update else (g, 1), dtype=np.int64)
-    # one BLAS thread per tile: the parallelism is over tiles, as in scikit-learn
-    with _one_blas_thread():
-        _dense(X, Ct, cnorm, sq_norms, labels, mind, sums, counts, update)
-    if not update:
-        return labels, mind, None, None
-    return labels, mind, sums.sum(axis=0).astype(X.dtype), counts.sum(axis=0)
+    changed = np.zeros(g, dtype=np.int64)
+    if sparse:
+        _sparse(X.indptr, X.indices, X.data, Ct, cnorm, sq_norms, labels, mind, sums, counts,
+                changed, update, want_mind)
+    else:
+        # one BLAS thread per tile: the parallelism is over tiles, as in scikit-learn
+        with _one_blas_thread():
+            _dense(X, Ct, cnorm, sq_norms, labels, mind, sums, counts, changed, update,
+                   want_mind)
+    out_sums = sums.sum(axis=0).astype(dtype) if update else None
+    return (labels, mind if want_mind else None, out_sums,
+            counts.sum(axis=0) if update else None, int(changed.sum()))
+
+
+def assign_dense(X: np.ndarray, C: np.ndarray, sq_norms: np.ndarray, *, update: bool = True,
+                 n_groups: int | None = None):
+    """Labels (int32), squared distances, and (``update``) per-cluster sums and counts."""
+    return _run(X, C, sq_norms, None, update, True, n_groups)[:4]
 
 
 def assign_sparse(X, C: np.ndarray, sq_norms: np.ndarray, *, update: bool = True,
                   n_groups: int | None = None):
     """The same for a SciPy CSR ``X`` (canonical: sorted, no duplicates)."""
-    n, d = X.shape
-    k = C.shape[0]
-    dtype = X.dtype
-    Ct = np.ascontiguousarray(C.T, dtype=dtype)
-    cnorm = np.einsum("ij,ij->i", C, C).astype(dtype)
-    # one sums buffer per thread: each is k × d, and d is the number of movies
-    g = n_groups or max(1, min(get_num_threads(), n))
-    labels = np.empty(n, dtype=np.int64)
-    mind = np.empty(n, dtype=dtype)
-    sums = np.zeros((g, k, d) if update else (g, 1, 1), dtype=np.float64)
-    counts = np.zeros((g, k) if update else (g, 1), dtype=np.int64)
-    _sparse(X.indptr, X.indices, X.data, Ct, cnorm, sq_norms, labels, mind, sums, counts,
-            update)
-    if not update:
-        return labels, mind, None, None
-    return labels, mind, sums.sum(axis=0).astype(dtype), counts.sum(axis=0)
+    return _run(X, C, sq_norms, None, update, True, n_groups)[:4]
+
+
+def lloyd_step(X, C: np.ndarray, labels: np.ndarray | None, *, n_groups: int | None = None):
+    """One Lloyd assignment for dense or CSR ``X``: ``labels`` (int32, or None on the first
+    step) is updated in place; returns ``(labels, sums, counts, n_changed)``.
+
+    Skipping the distances (needed only to re-seed an empty cluster) and counting label
+    changes in the same pass saves two passes over n values an iteration.
+    """
+    labels, _, sums, counts, changed = _run(X, C, None, labels, True, False, n_groups)
+    return labels, sums, counts, changed

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from kernels.cpu_kmeans import TILE, assign_dense, assign_sparse
+from kernels.cpu_kmeans import TILE, assign_dense, assign_sparse, lloyd_step
 
 
 def reference(X, C):
@@ -52,3 +52,25 @@ def test_ties_go_to_the_lowest_centre():
     X = np.zeros((TILE + 3, 2))
     C = np.ones((4, 2))  # every centre equally far
     assert (assign_dense(X, C, np.zeros(len(X)))[0] == 0).all()
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_lloyd_step_updates_labels_in_place_and_counts_changes(sparse):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((TILE * 2 + 5, 6))
+    C = X[:4].copy()
+    Xin = sp.csr_matrix(X) if sparse else X
+    labels, sums, counts, changed = lloyd_step(Xin, C, None)
+    r_lab, _, r_sums, r_counts = reference(X, C)
+    assert labels.dtype == np.int32 and changed == len(X)  # all new at the start
+    np.testing.assert_array_equal(labels, r_lab)
+    np.testing.assert_allclose(sums, r_sums, atol=1e-10)
+    np.testing.assert_array_equal(counts, r_counts)
+    C2 = sums / counts[:, None]
+    before = labels.copy()
+    same, _, _, changed2 = lloyd_step(Xin, C2, labels)
+    assert same is labels  # updated in place
+    assert changed2 == int((before != reference(X, C2)[0]).sum())
+    np.testing.assert_array_equal(labels, reference(X, C2)[0])
+    with pytest.raises(ValueError, match="labels must be int32"):
+        lloyd_step(Xin, C, labels.astype(np.int64))

@@ -1,7 +1,8 @@
 """The assignment step of Lloyd's algorithm, and the choice of who computes it.
 
-``assign_update`` returns, for every row, the nearest centre and its squared distance, and
-for every centre the sum and count of its rows; ``assign`` skips the sums. The portable
+``assign_update`` returns every row's nearest centre, every centre's sum and count of
+rows, and how many rows changed centre since the previous labels; ``assign`` returns the
+nearest centres and squared distances (for inertia and for re-seeding empty clusters). The portable
 :class:`ComposedOps` builds them from matrix products, ``argmin`` and a one-hot product
 over ``xp``, block by block. Composing library calls passes over each block several
 times, so where a fused kernel exists for the backend (``kernels/``: numba on a CPU for
@@ -19,7 +20,10 @@ from kmrec_gpu.cluster.data import KMeansData
 class AssignOps:
     name = "abstract"
 
-    def assign_update(self, data: KMeansData, centers: Any) -> tuple[Any, Any, Any, Any]:
+    def assign_update(self, data: KMeansData, centers: Any,
+                      labels: Any | None) -> tuple[Any, Any, Any, int]:
+        """``(labels, sums, counts, n_changed)``; ``labels`` are the previous ones (None
+        at the start, when every row counts as changed) and may be updated in place."""
         raise NotImplementedError
 
     def assign(self, data: KMeansData, centers: Any) -> tuple[Any, Any]:
@@ -56,8 +60,11 @@ class ComposedOps(AssignOps):
         cat = (lambda parts: parts[0] if len(parts) == 1 else xp.concat(parts))
         return cat(labels), cat(mind), sums, counts
 
-    def assign_update(self, data, centers):
-        return self._run(data, centers, True)
+    def assign_update(self, data, centers, labels):
+        new, _, sums, counts = self._run(data, centers, True)
+        xp = data.xp  # the standard sums numbers, not booleans
+        changed = data.n if labels is None else int(xp.sum(xp.astype(new != labels, xp.int64)))
+        return new, sums, counts, changed
 
     def assign(self, data, centers):
         labels, mind, _, _ = self._run(data, centers, False)

@@ -109,7 +109,8 @@ def prepare(X: Any, backend: Backend, *, k: int, budget_bytes: int) -> KMeansDat
             raise ValueError(f"X has a non-finite value {float(csr.data[bad])} in row {row}")
         n, d = csr.shape
         _check_size(n, d, k)
-        rows = block_rows(n, d, k, np.dtype(dtype).itemsize, budget_bytes, backend.name == "cpu")
+        # a CSR block never materialises its d columns: only the k-wide products count
+        rows = block_rows(n, 0, k, np.dtype(dtype).itemsize, budget_bytes, backend.name == "cpu")
         sq = np.asarray(csr.multiply(csr).sum(axis=1), dtype=dtype).ravel()
         sq_dev = backend.asarray(sq, dtype=dtype)
         blocks = []

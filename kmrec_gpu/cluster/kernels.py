@@ -19,20 +19,22 @@ class NumbaAssign(AssignOps):
 
     name = "numba-cpu"
 
-    def _run(self, data: KMeansData, centers: Any, update: bool):
+    def assign_update(self, data, centers, labels):
+        from kernels import cpu_kmeans
+
+        x = data.host_csr if data.sparse else np.asarray(data.dense)
+        return cpu_kmeans.lloyd_step(x, np.asarray(centers), labels)
+
+    def assign(self, data, centers):
         from kernels import cpu_kmeans
 
         c = np.asarray(centers)
         sq = np.asarray(data.sq_norms)
         if data.sparse:
-            return cpu_kmeans.assign_sparse(data.host_csr, c, sq, update=update)
-        return cpu_kmeans.assign_dense(np.asarray(data.dense), c, sq, update=update)
-
-    def assign_update(self, data, centers):
-        return self._run(data, centers, True)
-
-    def assign(self, data, centers):
-        labels, mind, _, _ = self._run(data, centers, False)
+            labels, mind, _, _ = cpu_kmeans.assign_sparse(data.host_csr, c, sq, update=False)
+        else:
+            labels, mind, _, _ = cpu_kmeans.assign_dense(np.asarray(data.dense), c, sq,
+                                                         update=False)
         return labels, mind
 
 

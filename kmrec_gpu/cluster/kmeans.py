@@ -197,32 +197,34 @@ def lloyd(data: KMeansData, centers: Any, *, max_iter: int, tol: float,
           ops: assign_mod.AssignOps, verbose: bool = False) -> tuple[Any, float, Any, int]:
     """scikit-learn's ``_kmeans_single_lloyd`` over ``xp``: (labels, inertia, centers, n_iter)."""
     xp = data.xp
-    labels_old = None
+    labels = None
     strict = False
     it = 0
     for it in range(max_iter):
-        labels, mind, sums, counts = ops.assign_update(data, centers)
-        new = _new_centers(data, centers, labels, mind, sums, counts)
+        labels, sums, counts, n_changed = ops.assign_update(data, centers, labels)
+        new = _new_centers(data, centers, labels, sums, counts, ops)
         shift = float(xp.sum((new - centers) ** 2))
         centers = new
         if verbose:
-            print(f"kmeans: iteration {it + 1}, centre shift {shift:.6g}")
-        if labels_old is not None and bool(xp.all(labels == labels_old)):
+            print(f"kmeans: iteration {it + 1}, {n_changed} labels changed, "
+                  f"centre shift {shift:.6g}")
+        if it > 0 and n_changed == 0:
             strict = True
             break
         if shift <= tol:
             break
-        labels_old = labels
     if not strict:
         labels, _ = ops.assign(data, centers)
     return labels, exact_inertia(data, centers, labels), centers, it + 1
 
 
-def _new_centers(data: KMeansData, centers: Any, labels: Any, mind: Any, sums: Any,
-                 counts: Any) -> Any:
+def _new_centers(data: KMeansData, centers: Any, labels: Any, sums: Any, counts: Any,
+                 ops: assign_mod.AssignOps) -> Any:
     xp = data.xp
     empty = np.flatnonzero(data.backend.to_numpy(counts) == 0)
     if empty.size:
+        # distances to the current centres, only now: the farthest points re-seed
+        _, mind = ops.assign(data, centers)
         sums, counts = _relocate_empty(data, labels, mind, sums, counts, empty)
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     means = sums / xp.astype(safe, sums.dtype)[:, None]
@@ -271,14 +273,13 @@ def exact_inertia(data: KMeansData, centers: Any, labels: Any) -> float:
     cn = xp.sum(centers * centers, axis=1)
     for b in data.blocks:
         lab = labels[b.start:b.stop]
-        cb = xp.take(centers, lab, axis=0)
         if data.sparse:
             dots = data.backend.sparse.matmul(b.x, xp.permute_dims(centers, (1, 0)))
             onehot = xp.astype(lab[:, None] == xp.arange(centers.shape[0], device=data.backend.device)[None, :], dots.dtype)
             cross = xp.sum(dots * onehot, axis=1)
             total += float(xp.sum(xp.clip(b.sq_norms - 2 * cross + xp.take(cn, lab), 0.0, None)))
         else:
-            diff = b.x - cb
+            diff = b.x - xp.take(centers, lab, axis=0)  # dense only: (rows, d) is small here
             total += float(xp.sum(diff * diff))
     return total
 
