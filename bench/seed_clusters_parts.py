@@ -15,7 +15,7 @@ from kmrec_gpu.cluster.elbow import ElbowResult, find_knee, plot_elbow
 from kmrec_gpu.data import load
 from kmrec_gpu.environment import cpu_name
 from kmrec_gpu.leakage_rec import scored_users
-from kmrec_gpu.metrics import bootstrap_ci, ranking_metrics
+from kmrec_gpu.metrics import bootstrap_ci, per_user_ranking, ranking_metrics
 from kmrec_gpu.models.genre_profiles import GenreProfileClusters, movie_genre_clusters
 from kmrec_gpu.models.liked_clusters import LikedClusters, fix_small_clusters, liked_matrix
 from kmrec_gpu.models.pivot_clusters import cluster_sizes, k_scan, mean_filled_pivot
@@ -182,26 +182,6 @@ def seed000_movies(ctx: Context, prog) -> dict:
     return out
 
 
-def per_user_metrics(rec, users, test, k):
-    """Per-user precision, recall, nDCG, AP and hit at k (same definitions as
-    kmrec_gpu.metrics.ranking_metrics, whose means they are checked against), for the
-    scored users (at least one relevant test item), and those users' codes."""
-    rel = test.ratings >= THRESHOLD
-    key = np.unique(test.users[rel].astype(np.int64) * test.n_items + test.items[rel])
-    n_rel = np.bincount(test.users[rel], minlength=test.n_users)[users]
-    keys = users[:, None].astype(np.int64) * test.n_items + np.maximum(rec[:, :k], 0)
-    pos = np.minimum(np.searchsorted(key, keys), max(key.size - 1, 0))
-    hits = (key[pos] == keys) & (rec[:, :k] >= 0) if key.size else np.zeros(keys.shape, bool)
-    sc = n_rel > 0
-    hits, n_rel = hits[sc], n_rel[sc]
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(disc)[np.minimum(n_rel, k) - 1]
-    nh = hits.sum(axis=1)
-    ap = (np.cumsum(hits, axis=1) / np.arange(1, k + 1) * hits).sum(axis=1) / np.minimum(n_rel, k)
-    return {"precision": nh / k, "recall": nh / n_rel, "ndcg": (hits * disc).sum(axis=1) / ideal,
-            "map": ap, "hit_rate": (nh > 0).astype(float)}, users[sc]
-
-
 def _models(ctx, train, seed):
     ks = list(ELBOW_KS)
     liked = liked_matrix(train, THRESHOLD)
@@ -233,7 +213,7 @@ def evaluate_held_out(ctx: Context, prog, datasets) -> dict:
                 wall = time.perf_counter() - t
                 agg = ranking_metrics(rec, users, split.test, train=split.train, k=ctx.k,
                                       threshold=THRESHOLD)
-                pu, su = per_user_metrics(rec, users, split.test, ctx.k)
+                pu, su = per_user_ranking(rec, users, split.test, k=ctx.k, threshold=THRESHOLD)
                 for key in METRICS:  # our per-user values must average to the library's
                     assert np.isclose(pu[key].mean(), agg[f"{key}@{ctx.k}"]), (mname, key)
                 key = mname

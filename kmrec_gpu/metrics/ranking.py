@@ -64,17 +64,15 @@ def top_k_items(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = N
     return top
 
 
-def ranking_metrics(recommendations: np.ndarray, users: np.ndarray, test: Ratings, *,
-                    train: Ratings | None = None, k: int = 10,
-                    threshold: float | None = None,
-                    catalog_size: int | None = None) -> dict[str, float]:
-    """Precision, recall, nDCG, MAP and hit rate at ``k``, and catalog coverage.
+def per_user_ranking(recommendations: np.ndarray, users: np.ndarray, test: Ratings, *,
+                     train: Ratings | None = None, k: int = 10,
+                     threshold: float | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each scored user's precision, recall, nDCG, AP and hit at ``k``, and the codes of
+    those users (the ones with at least one relevant test item), in input order.
 
     ``recommendations[j]`` is the ranked list for user code ``users[j]``. When ``train``
     is given, a recommended training item is an error: the candidates must exclude them
-    (a recommender that re-recommends watched movies inflates nothing here, but a harness
-    that lets it through would hide the bug). ``catalog_size`` defaults to the number of
-    items with a training rating (or the vocabulary without ``train``).
+    (a harness that let them through would hide a recommender's bug).
     """
     rec = np.asarray(recommendations)
     users = np.asarray(users)
@@ -102,33 +100,48 @@ def ranking_metrics(recommendations: np.ndarray, users: np.ndarray, test: Rating
                 "candidates (top_k_items(..., exclude=train.to_csr()))")
     rel_rows = np.ones(len(test), dtype=bool) if threshold is None else test.ratings >= threshold
     rel_keys = np.unique(_pair_keys(test.users[rel_rows], test.items[rel_rows], n_items))
-    n_rel_all = np.bincount(test.users[rel_rows], minlength=test.n_users)
-    n_rel = n_rel_all[users]
+    n_rel = np.bincount(test.users[rel_rows], minlength=test.n_users)[users]
     scored = n_rel > 0
-    hits = _member(keys, rel_keys) & valid
-    hits, n_rel = hits[scored], n_rel[scored]
+    hits = (_member(keys, rel_keys) & valid)[scored]
+    n_rel = n_rel[scored]
 
     pos = np.arange(1, k + 1)
     discount = 1.0 / np.log2(pos + 1)
     n_hits = hits.sum(axis=1)
-    dcg = (hits * discount).sum(axis=1)
     ideal = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
     prec_at_i = np.cumsum(hits, axis=1) / pos
-    ap = (prec_at_i * hits).sum(axis=1) / np.minimum(n_rel, k)
+    return {
+        "precision": n_hits / k,
+        "recall": n_hits / n_rel,
+        "ndcg": (hits * discount).sum(axis=1) / ideal,
+        "map": (prec_at_i * hits).sum(axis=1) / np.minimum(n_rel, k),
+        "hit_rate": (n_hits > 0).astype(np.float64),
+    }, users[scored]
+
+
+def ranking_metrics(recommendations: np.ndarray, users: np.ndarray, test: Ratings, *,
+                    train: Ratings | None = None, k: int = 10,
+                    threshold: float | None = None,
+                    catalog_size: int | None = None) -> dict[str, float]:
+    """Means over scored users of :func:`per_user_ranking`, and catalog coverage.
+
+    ``catalog_size`` defaults to the number of items with a training rating (or the
+    vocabulary without ``train``).
+    """
+    per_user, scored_users = per_user_ranking(recommendations, users, test, train=train, k=k,
+                                              threshold=threshold)
     if catalog_size is None:
-        catalog_size = train.n_rated_items if train is not None else n_items
-    rec_items = np.unique(rec[scored][valid[scored]])
+        catalog_size = train.n_rated_items if train is not None else test.n_items
+    rec = np.asarray(recommendations)[:, :k]
+    rec_rows = np.isin(np.asarray(users), scored_users)
+    rec_items = np.unique(rec[rec_rows][rec[rec_rows] >= 0])
 
     def mean(a: np.ndarray) -> float:
         return float(a.mean()) if a.size else float("nan")
 
-    return {
-        f"precision@{k}": mean(n_hits / k),
-        f"recall@{k}": mean(n_hits / n_rel),
-        f"ndcg@{k}": mean(dcg / ideal),
-        f"map@{k}": mean(ap),
-        f"hit_rate@{k}": mean((n_hits > 0).astype(np.float64)),
-        "catalog_coverage": float(rec_items.size / catalog_size) if catalog_size else float("nan"),
-        "n_users": int(scored.sum()),
-        "n_skipped_users": int((~scored).sum()),
-    }
+    out = {f"{name}@{k}": mean(v) for name, v in per_user.items()}
+    out["catalog_coverage"] = (float(rec_items.size / catalog_size) if catalog_size
+                               else float("nan"))
+    out["n_users"] = int(scored_users.size)
+    out["n_skipped_users"] = int(len(users) - scored_users.size)
+    return out
