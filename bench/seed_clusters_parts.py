@@ -214,8 +214,6 @@ def evaluate_held_out(ctx: Context, prog, datasets) -> dict:
                 agg = ranking_metrics(rec, users, split.test, train=split.train, k=ctx.k,
                                       threshold=THRESHOLD)
                 pu, su = per_user_ranking(rec, users, split.test, k=ctx.k, threshold=THRESHOLD)
-                for key in METRICS:  # our per-user values must average to the library's
-                    assert np.isclose(pu[key].mean(), agg[f"{key}@{ctx.k}"]), (mname, key)
                 key = mname
                 res.setdefault(name, {}).setdefault(key, []).append(
                     {"seed": s, "per_user": pu, "users": su, "agg": agg,

@@ -37,6 +37,33 @@ def _one_blas_thread():
 TILE = 256  # scikit-learn's chunk: the product of a tile stays in L1/L2
 
 
+@njit(inline="always", fastmath=True)
+def _nearest(cnorm, dots, inf):  # pragma: no cover - jit
+    """(min over centres of ‖c‖² - 2x·c, its index); ties go to the lowest index."""
+    best = inf
+    arg = 0
+    for j in range(cnorm.shape[0]):
+        # dots + dots, not 2 * dots: numba promotes int * float32 to float64
+        v = cnorm[j] - (dots[j] + dots[j])
+        if v < best:
+            best = v
+            arg = j
+    return best, arg
+
+
+@njit(inline="always")
+def _record(i, g, arg, best, labels, changed, mind, sqn, counts, update,
+            want_mind):  # pragma: no cover - jit
+    """Store row i's label (counting a change), its distance if asked, and its count."""
+    if labels[i] != arg:
+        changed[g] += 1
+        labels[i] = arg
+    if want_mind:
+        mind[i] = best + sqn[i]
+    if update:
+        counts[g, arg] += 1
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, changed, update,
            want_mind):  # pragma: no cover - jit
@@ -58,21 +85,10 @@ def _dense(X, Ct, cnorm, sqn, labels, mind, sums, counts, changed, update,
             else:
                 prod[:m] = np.dot(X[r0:r0 + m], Ct)
             for r in range(m):
-                best = inf
-                arg = 0
-                for j in range(k):
-                    v = cnorm[j] - (prod[r, j] + prod[r, j])
-                    if v < best:
-                        best = v
-                        arg = j
+                best, arg = _nearest(cnorm, prod[r], inf)
                 i = r0 + r
-                if labels[i] != arg:
-                    changed[g] += 1
-                    labels[i] = arg
-                if want_mind:
-                    mind[i] = best + sqn[i]
+                _record(i, g, arg, best, labels, changed, mind, sqn, counts, update, want_mind)
                 if update:
-                    counts[g, arg] += 1
                     for t in range(d):
                         local[arg, t] += X[i, t]
             if update:
@@ -102,20 +118,9 @@ def _sparse(indptr, indices, data, Ct, cnorm, sqn, labels, mind, sums, counts, c
                 col = indices[p]
                 for j in range(k):
                     acc[j] += v * Ct[col, j]
-            bv = inf
-            bj = 0
-            for j in range(k):
-                val = cnorm[j] - 2 * acc[j]
-                if val < bv:
-                    bv = val
-                    bj = j
-            if labels[i] != bj:
-                changed[g] += 1
-                labels[i] = bj
-            if want_mind:
-                mind[i] = bv + sqn[i]
+            bv, bj = _nearest(cnorm, acc, inf)
+            _record(i, g, bj, bv, labels, changed, mind, sqn, counts, update, want_mind)
             if update:
-                counts[g, bj] += 1
                 for p in range(indptr[i], indptr[i + 1]):
                     sums[g, bj, indices[p]] += data[p]
 
