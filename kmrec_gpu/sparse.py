@@ -57,6 +57,50 @@ def _canonical_csr(matrix: Any) -> sp.csr_matrix:
     return csr
 
 
+class SparsePattern:
+    """A fixed CSR structure whose stored values change: ``matrix(values)`` is cheap.
+
+    Iterative SVD and soft-impute rebuild their sparse residual every iteration on the
+    same observed cells; the row and column of every stored value (``rows``, ``cols``,
+    backend arrays in CSR order) serve the gathers of a sampled dot product, and the
+    permutation to the transposed order is computed once here, not per iteration.
+    """
+
+    def __init__(self, adapter: SparseAdapter, csr: sp.csr_matrix) -> None:
+        csr = _canonical_csr(csr)
+        self.adapter = adapter
+        self.shape = (int(csr.shape[0]), int(csr.shape[1]))
+        self.nnz = int(csr.nnz)
+        self.dtype = csr.dtype.name
+        self._csr = csr
+        self._csr_t, self._perm_t = _transpose_with_permutation(csr)
+        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        xp, dev = adapter.xp, adapter.device
+        self.rows = xp.asarray(rows, device=dev)
+        self.cols = xp.asarray(csr.indices.astype(np.int64), device=dev)
+        self.values = xp.asarray(csr.data, device=dev)  # the values it was built with
+        self._state = adapter._pattern_state(csr, self._csr_t, self._perm_t)
+
+    def matrix(self, values: Any) -> SparseMatrix:
+        """This structure holding ``values`` (a backend array in CSR order, A's dtype)."""
+        if tuple(values.shape) != (self.nnz,):
+            raise ValueError(f"pattern has {self.nnz} stored values, got shape {tuple(values.shape)}")
+        if _dtype_name(values.dtype) != self.dtype:
+            raise TypeError(f"values are {_dtype_name(values.dtype)}, the pattern is {self.dtype}")
+        native, native_t = self.adapter._with_values(self._state, values)
+        return SparseMatrix(native, native_t, self.shape, self.nnz, self.dtype)
+
+
+def _transpose_with_permutation(csr: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Aᵀ as CSR and ``perm`` with ``Aᵀ.data == A.data[perm]``."""
+    order = sp.csr_matrix((np.arange(csr.nnz, dtype=np.float64), csr.indices, csr.indptr),
+                          shape=csr.shape)
+    t = order.T.tocsr()
+    perm = t.data.astype(np.int64)
+    t.data = csr.data[perm]
+    return t, perm
+
+
 class SparseAdapter:
     """Sparse CSR products for one backend. Subclasses supply the native conversions."""
 
@@ -83,7 +127,18 @@ class SparseAdapter:
     def _product(self, operand: Any, x: Any) -> Any:
         return operand @ x
 
+    def _pattern_state(self, csr: sp.csr_matrix, csr_t: sp.csr_matrix, perm: np.ndarray) -> Any:
+        return csr
+
+    def _with_values(self, state: Any, values: Any) -> tuple[Any, Any]:
+        a = sp.csr_matrix((np.asarray(values), state.indices, state.indptr), shape=state.shape)
+        return a, a.T
+
     # -- the public operations ----------------------------------------------------------
+
+    def pattern(self, matrix: Any) -> SparsePattern:
+        """The structure of a host ``scipy.sparse`` matrix, for :meth:`SparsePattern.matrix`."""
+        return SparsePattern(self, matrix)
 
     def from_scipy(self, matrix: Any) -> SparseMatrix:
         """Move a host ``scipy.sparse`` matrix to this backend, keeping its dtype.
@@ -153,6 +208,9 @@ class StrictSparse(SparseAdapter):
     def _product(self, operand: Any, x: Any) -> Any:
         return self.xp.asarray(operand @ np.from_dlpack(x), device=self.device)
 
+    def _with_values(self, state: Any, values: Any) -> tuple[Any, Any]:
+        return super()._with_values(state, np.from_dlpack(values))
+
 
 class TorchSparse(SparseAdapter):
     library = "torch"
@@ -173,6 +231,23 @@ class TorchSparse(SparseAdapter):
 
     def _native_t(self, csr: sp.csr_matrix, native: Any) -> Any:
         return self._native(csr.T.tocsr())
+
+    def _pattern_state(self, csr: sp.csr_matrix, csr_t: sp.csr_matrix, perm: np.ndarray) -> Any:
+        a, a_t = self._native(csr), self._native(csr_t)
+        perm_t = self.xp.asarray(perm, device=self.device)
+        return (a.crow_indices(), a.col_indices(), a_t.crow_indices(), a_t.col_indices(),
+                perm_t, csr.shape)
+
+    def _with_values(self, state: Any, values: Any) -> tuple[Any, Any]:
+        import torch
+
+        crow, col, crow_t, col_t, perm_t, shape = state
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+            a = torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
+            a_t = torch.sparse_csr_tensor(crow_t, col_t, values[perm_t], size=shape[::-1],
+                                          check_invariants=False)
+        return a, a_t
 
     def _to_scipy(self, native: Any) -> sp.csr_matrix:
         return sp.csr_matrix(
@@ -203,6 +278,20 @@ class CupySparse(SparseAdapter):
 
     def _to_scipy(self, native: Any) -> sp.csr_matrix:
         return native.get()
+
+    def _pattern_state(self, csr: sp.csr_matrix, csr_t: sp.csr_matrix, perm: np.ndarray) -> Any:
+        a, a_t = self._native(csr), self._native(csr_t)
+        perm_t = self.xp.asarray(perm, device=self.device)
+        return (a.indices, a.indptr, a_t.indices, a_t.indptr, perm_t, csr.shape)
+
+    def _with_values(self, state: Any, values: Any) -> tuple[Any, Any]:
+        import cupyx.scipy.sparse as cusp
+
+        ind, ptr, ind_t, ptr_t, perm_t, shape = state
+        with self.device:
+            a = cusp.csr_matrix((values, ind, ptr), shape=shape)
+            a_t = cusp.csr_matrix((values[perm_t], ind_t, ptr_t), shape=shape[::-1])
+        return a, a_t
 
     def _product(self, operand: Any, x: Any) -> Any:
         with self.device:

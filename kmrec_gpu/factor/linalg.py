@@ -1,0 +1,116 @@
+"""Products-only linear algebra over the backend's namespace.
+
+:func:`subspace_svd` is the randomized range finder (Halko, Martinsson & Tropp 2011,
+Alg. 4.4) run to convergence: block power iterations with re-orthonormalisation until the
+Ritz values stop moving. It touches the matrix only through ``op.matmul``/``op.rmatmul``,
+so the mean-filled and iterative-SVD matrices are never materialised; with a tight ``tol``
+it agrees with an exact SVD to the digits the seed's RMSE needs. Warm starts (the previous
+iteration's right singular vectors) make each iterative-SVD step cost a few products.
+
+:func:`sampled_dot` is the SDDMM: ``sum_k A[rows, k] * B[cols, k]`` for listed cells,
+in chunks so the gathered rows never exceed a memory budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kmrec_gpu import seeding
+from kmrec_gpu.backends import Backend
+
+
+@dataclass(frozen=True, eq=False)
+class SVDResult:
+    u: Any  # (rows, r)
+    s: Any  # (r,)
+    vt: Any  # (r, cols)
+    n_iter: int  # power iterations run (0 for an exact SVD)
+    converged: bool
+
+
+def exact_svd(backend: Backend, a: Any, rank: int) -> SVDResult:
+    """Top ``rank`` triplets of a dense backend array by the library's full thin SVD."""
+    u, s, vt = backend.xp.linalg.svd(a, full_matrices=False)
+    return SVDResult(u[:, :rank], s[:rank], vt[:rank, :], 0, True)
+
+
+def _float_eps(xp: Any, dtype: Any) -> float:
+    return float(xp.finfo(dtype).eps)
+
+
+def orthonormalize(xp: Any, y: Any) -> tuple[Any, Any]:
+    """``(Q, R)`` with ``y = Q·R``, Q orthonormal, by CholeskyQR2.
+
+    Two rounds of ``R = chol(YᵀY)``, ``Q = Y·R⁻¹`` are all matrix products, which every
+    backend runs at BLAS speed (OpenBLAS's Householder QR of a 9,724 × 32 block took
+    0.3 s against 5 ms here), and two rounds restore orthogonality to working precision
+    for the well-conditioned blocks of a power iteration (Fukaya et al. 2014). A block
+    too ill-conditioned for Cholesky (rank-deficient) falls back to Householder QR.
+    """
+    mt = xp.matrix_transpose
+    try:
+        q, r_total = y, None
+        for _ in range(2):
+            r = xp.linalg.cholesky(mt(q) @ q, upper=True)
+            q = q @ xp.linalg.inv(r)
+            r_total = r if r_total is None else r @ r_total
+        if bool(xp.all(xp.isfinite(r_total))) and bool(xp.all(xp.isfinite(q))):
+            return q, r_total
+    except Exception:  # LinAlgError's class differs per library; any failure means "not PD"
+        pass
+    return xp.linalg.qr(y)
+
+
+def subspace_svd(op: Any, rank: int, *, backend: Backend, dtype: Any, seed: int,
+                 oversample: int | None = None, tol: float = 1e-10, max_iter: int = 500,
+                 start: Any = None) -> SVDResult:
+    """Top ``rank`` singular triplets of ``op`` through products only.
+
+    ``oversample`` extra columns (default ``rank``) speed convergence from
+    ``(σ_{r+p+1}/σ_r)²`` per iteration; ``start`` (cols × j) seeds the first j columns of
+    the block, the rest are Gaussian from ``seed``. Stops when every Ritz value moved by
+    at most ``tol`` relative (floored at 100 ulp of ``dtype``) or after ``max_iter``.
+    """
+    xp = backend.xp
+    m, n = op.shape
+    if not 1 <= rank <= min(m, n):
+        raise ValueError(f"rank must be in [1, {min(m, n)}] for a {m}x{n} matrix, got {rank}")
+    p = min(rank + (rank if oversample is None else oversample), m, n)
+    omega = seeding.rng(seed, "subspace_svd").standard_normal((n, p))
+    block = backend.asarray(omega, dtype=dtype)
+    if start is not None:
+        j = min(int(start.shape[1]), p)
+        block = xp.concat([start[:, :j], block[:, j:]], axis=1)
+    tol = max(tol, 100 * _float_eps(xp, dtype))
+    q, _ = orthonormalize(xp, op.matmul(block))
+    prev, converged, it = None, False, 0
+    for it in range(1, max_iter + 1):
+        v, _ = orthonormalize(xp, op.rmatmul(q))
+        q, r = orthonormalize(xp, op.matmul(v))
+        s = backend.to_numpy(xp.linalg.svdvals(r))[:rank].astype(np.float64)
+        if prev is not None and np.all(np.abs(s - prev) <= tol * np.maximum(s, s[0] * tol)):
+            converged = True
+            break
+        prev = s
+    # Rayleigh–Ritz on the final basis: Z ≈ Q (QᵀZ), and QᵀZ = (ZᵀQ)ᵀ is small
+    ub, s, vbt = xp.linalg.svd(op.rmatmul(q), full_matrices=False)  # ZᵀQ = Ub S Vbᵀ
+    u = q @ xp.matrix_transpose(vbt)[:, :rank]
+    return SVDResult(u, s[:rank], xp.matrix_transpose(ub[:, :rank]), it, converged)
+
+
+def sampled_dot(backend: Backend, a: Any, b: Any, rows: Any, cols: Any, *,
+                budget_mb: float = 256.0) -> Any:
+    """``out[j] = a[rows[j]] · b[cols[j]]`` (the sampled dense-dense product)."""
+    xp = backend.xp
+    n = int(rows.shape[0])
+    width = max(1, int(a.shape[1]))
+    itemsize = np.dtype(str(a.dtype).rsplit(".", 1)[-1]).itemsize
+    chunk = max(1, int(budget_mb * 2**20 // (2 * width * itemsize)))
+    if n <= chunk:
+        return xp.sum(xp.take(a, rows, axis=0) * xp.take(b, cols, axis=0), axis=1)
+    parts = [xp.sum(xp.take(a, rows[s:s + chunk], axis=0) * xp.take(b, cols[s:s + chunk], axis=0),
+                    axis=1) for s in range(0, n, chunk)]
+    return xp.concat(parts)
