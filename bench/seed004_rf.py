@@ -318,12 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _rel(p: Path) -> str:
+def _rel(p: Path, root: Path = ROOT) -> str:
     p = Path(p).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
 
 def write_claims(path, b: Bench, a, summ, word, why, verdict_why, md_path) -> None:
+    repo = Path(path).resolve().parent.parent  # the claims file lives in <repo>/results
     ap = a["runs"][("forest", "as_published")]["metrics"]["rmse"]
     h = summ.get(("ml-latest-small", "forest", "clean"))
     held = None if h is None else {
@@ -342,7 +343,7 @@ def write_claims(path, b: Bench, a, summ, word, why, verdict_why, md_path) -> No
                        f"leak; {h['rmse'][0]:.3f} held out without it." if h else "")),
         metric="RMSE (ratings, 0.5-5 stars)", claimed=CLAIMED["forest"], as_published=ap,
         held_out=held, protocol=why + " " + verdict_why, verdict=word,
-        evidence=[_rel(b.writer.path), _rel(md_path), "bench/seed004_rf.py",
+        evidence=[_rel(b.writer.path, repo), _rel(md_path, repo), "bench/seed004_rf.py",
                   "kmrec_gpu/models/seed004_rf.py", b.command])
 
 
