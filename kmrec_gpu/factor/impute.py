@@ -24,7 +24,7 @@ import numpy as np
 
 from kmrec_gpu.backends import Backend
 from kmrec_gpu.factor.filled import FilledMatrix
-from kmrec_gpu.factor.linalg import sampled_dot, subspace_svd
+from kmrec_gpu.factor.linalg import np_dtype, sampled_dot, subspace_svd
 from kmrec_gpu.factor.operator import SparsePlusLowRank
 
 
@@ -83,7 +83,7 @@ def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype:
                     callback: Callable[[int, float], None] | None = None) -> ImputeResult:
     """The same loop over ``sparse residual + low rank``: O(nnz·r) work per power step."""
     xp = backend.xp
-    csr = filled.observed.astype(np.dtype(dtype))
+    csr = filled.observed.astype(np_dtype(dtype))
     pattern = backend.sparse.pattern(csr)
     x_known = pattern.values
     rows, cols = filled.shape
