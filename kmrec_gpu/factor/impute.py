@@ -35,6 +35,7 @@ class ImputeResult:
     singular_values: np.ndarray  # of the last SVD, before shrinkage
     n_iter: int
     changes: list[float] = field(default_factory=list)  # stopping ratio after each iteration
+    power_iters: list[int] = field(default_factory=list)  # products per SVD (scalable only)
     history: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # host factors
 
 
@@ -113,6 +114,7 @@ def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype:
         left, right, on_known, start = new_left, new_right, new_known, new_right
         res.left, res.right, res.n_iter = left, right, t
         res.changes.append(change)
+        res.power_iters.append(svd.n_iter)
         if keep_history:
             res.history.append((backend.to_numpy(left).copy(), backend.to_numpy(right).copy()))
         if callback:

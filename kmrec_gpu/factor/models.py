@@ -219,7 +219,7 @@ class IterativeSVDModel(_FactorModel):
                  minmax: bool = False, max_iter: int = 100, tol: float = 1e-5,
                  shrinkage: float = 0.0, keep_history: bool = False,
                  backend: str | Backend = "cpu", library: str | None = None,
-                 dtype: str = "float64", random_state: int = 0, svd_tol: float = 1e-10,
+                 dtype: str = "float64", random_state: int = 0, svd_tol: float = 1e-8,
                  oversample: int | None = None) -> None:
         self.n_components = n_components
         self.solver = solver
@@ -249,6 +249,7 @@ class IterativeSVDModel(_FactorModel):
                                   seed=self.random_state, svd_tol=self.svd_tol,
                                   oversample=self.oversample, **common)
         self.n_iter_, self.changes_ = res.n_iter, list(res.changes)
+        self.power_iters_ = list(res.power_iters)
         self.singular_values_ = np.asarray(res.singular_values, dtype=np.float64)
         self.history_ = res.history
         self._set_factors(res.left, res.right)
