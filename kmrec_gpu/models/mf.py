@@ -30,6 +30,11 @@ transposed matrices. Costs: ``O(nnz k^2)`` for the products and ``O((n_users + n
 for the solves per epoch; memory ``O(n k^2)`` for the Kronecker block and the stacked
 systems, bounded by processing rows and columns in blocks of at most ``block_bytes``.
 
+Defaults (``reg=0.1`` per rating on the factors, ``reg_bias=2`` unweighted on the biases)
+come from validation splits carved out of ml-100k and ml-latest-small training sets; ALS
+overfits within a few epochs at these sizes, so pass a validation set to :meth:`fit` (or
+use :class:`kmrec_gpu.models.tuning.TunedBiasedMF`) to choose the epoch count.
+
 Users or items with no training rating keep zero factors and a zero bias, so they are
 predicted as ``mu + b_i`` (or ``mu + b_u``, or ``mu``). Predictions are clipped to the
 rating scale.
@@ -127,9 +132,9 @@ class BiasedMF:
     (1-based epoch whose parameters are kept), ``n_epochs_`` (epochs run).
     """
 
-    def __init__(self, *, n_factors: int = 50, reg: float = 0.05, reg_bias: float = 0.01,
+    def __init__(self, *, n_factors: int = 50, reg: float = 0.1, reg_bias: float = 2.0,
                  n_epochs: int = 20, reg_exponent: float = 1.0,
-                 reg_bias_exponent: float = 1.0, init_std: float = 0.1,
+                 reg_bias_exponent: float = 0.0, init_std: float = 0.1,
                  random_state: int = 0, backend: str | Backend = "cpu",
                  library: str | None = None, dtype: str = "float64", patience: int = 3,
                  block_bytes: int = 256 * 2**20, clip: bool = True) -> None:
@@ -265,7 +270,8 @@ class BiasedMF:
             return xp.sum(self._weights(xp, n, exponent) * x2)
 
         ef, eb = self.reg_exponent, self.reg_bias_exponent
-        pen = self.reg * (wsum(n_u, xp.sum(p * p, axis=1), ef) + wsum(n_i, xp.sum(q * q, axis=1), ef))
+        pen = self.reg * (wsum(n_u, xp.sum(p * p, axis=1), ef)
+                          + wsum(n_i, xp.sum(q * q, axis=1), ef))
         pen = pen + self.reg_bias * (wsum(n_u, bu * bu, eb) + wsum(n_i, bi * bi, eb))
         return float(xp.sum(e * e) + pen)
 
