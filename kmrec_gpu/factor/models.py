@@ -57,9 +57,6 @@ class _FactorModel:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         backend = (self.backend if isinstance(self.backend, Backend)
                    else get_backend(self.backend, library=self.library))
-        if self.solver != "scalable" and backend.library not in ("numpy", "torch",
-                                                                   "array_api_strict"):
-            backend = get_backend("cpu")  # the dense references are host-side oracles
         filled = fill_matrix(train, minmax=self.minmax, dtype=np.dtype(self.dtype))
         rank = self.n_components
         if not 1 <= rank <= min(filled.shape):
