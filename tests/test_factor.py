@@ -195,7 +195,7 @@ def test_hals_stops_on_tolerance_like_sklearn():
 @pytest.mark.parametrize("minmax", [False, True])
 def test_truncated_svd_scalable_equals_dense(small_split, minmax):
     d = TruncatedSVDModel(6, solver="dense", minmax=minmax).fit(small_split.train)
-    s = TruncatedSVDModel(6, solver="scalable", minmax=minmax).fit(small_split.train)
+    s = TruncatedSVDModel(6, solver="scalable", minmax=minmax, tol=1e-10).fit(small_split.train)
     np.testing.assert_allclose(s.singular_values_, d.singular_values_, rtol=1e-9)
     np.testing.assert_allclose(s.predict(small_split.test), d.predict(small_split.test),
                                atol=1e-7)
@@ -203,7 +203,7 @@ def test_truncated_svd_scalable_equals_dense(small_split, minmax):
 
 @pytest.mark.parametrize("init", ["nndsvda", "random"])
 def test_nmf_scalable_equals_dense(small_split, init):
-    kw = dict(init=init, max_iter=40, tol=0.0)
+    kw = dict(init=init, max_iter=40, tol=0.0, svd_tol=1e-10)
     d = NMFModel(5, solver="dense", **kw).fit(small_split.train)
     s = NMFModel(5, solver="scalable", **kw).fit(small_split.train)
     np.testing.assert_allclose(s.predict(small_split.test), d.predict(small_split.test),
@@ -212,7 +212,7 @@ def test_nmf_scalable_equals_dense(small_split, init):
 
 @pytest.mark.parametrize("shrinkage", [0.0, 2.0])
 def test_iterative_svd_scalable_equals_dense(small_split, shrinkage):
-    kw = dict(max_iter=6, tol=0.0, shrinkage=shrinkage, keep_history=True)
+    kw = dict(max_iter=6, tol=0.0, shrinkage=shrinkage, keep_history=True, svd_tol=1e-10)
     d = IterativeSVDModel(5, solver="dense", **kw).fit(small_split.train)
     s = IterativeSVDModel(5, solver="scalable", **kw).fit(small_split.train)
     assert d.n_iter_ == s.n_iter_ == 6

@@ -80,19 +80,24 @@ def fill_matrix(train: Ratings, *, minmax: bool = False, dtype=np.float64) -> Fi
     if span == 0.0:
         raise ValueError(f"min-max scaling needs two distinct training ratings, all are {offset}")
     r = (r - offset) / span
-    users, rows = np.unique(train.users, return_inverse=True)
-    items, cols = np.unique(train.items, return_inverse=True)
+    row_of_user = _compact(train.users, train.n_users)
+    col_of_item = _compact(train.items, train.n_items)
+    rows, cols = row_of_user[train.users], col_of_item[train.items]
     counts = np.bincount(rows)
     means = np.bincount(rows, r) / counts
-    shape = (users.size, items.size)
+    shape = (counts.size, int(col_of_item.max()) + 1)
     observed = sp.csr_matrix((r.astype(dtype), (rows, cols)), shape=shape)
     if observed.nnz != len(train):
         raise ValueError(f"training ratings repeat {len(train) - observed.nnz} (user, movie) pairs")
     residual = observed.copy()
     residual.data = (residual.data - np.repeat(means, np.diff(observed.indptr))).astype(dtype)
-    row_of_user = np.full(train.n_users, -1, dtype=np.int64)
-    row_of_user[users] = np.arange(users.size)
-    col_of_item = np.full(train.n_items, -1, dtype=np.int64)
-    col_of_item[items] = np.arange(items.size)
     return FilledMatrix(means.astype(dtype), observed, residual, row_of_user, col_of_item,
                         float(r.mean()), offset, span)
+
+
+def _compact(codes: np.ndarray, size: int) -> np.ndarray:
+    """Vocabulary code -> rank among the codes present (-1 if absent), without a sort."""
+    present = np.bincount(codes, minlength=size) > 0
+    out = np.cumsum(present, dtype=np.int64) - 1
+    out[~present] = -1
+    return out

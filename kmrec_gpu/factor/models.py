@@ -67,7 +67,7 @@ class _FactorModel:
 
     def _structured(self, filled: FilledMatrix, backend: Backend, dtype: Any) -> SparsePlusLowRank:
         xp = backend.xp
-        sparse = backend.sparse.from_scipy(filled.residual.astype(np.dtype(self.dtype)))
+        sparse = backend.sparse.from_scipy(filled.residual.astype(self.dtype, copy=False))
         means = backend.asarray(filled.user_means[:, None], dtype=dtype)
         ones = xp.ones((filled.shape[1], 1), dtype=dtype, device=backend.device)
         return SparsePlusLowRank(backend, sparse, means, ones)
@@ -105,7 +105,7 @@ class TruncatedSVDModel(_FactorModel):
     def __init__(self, n_components: int = 16, *, solver: str = "scalable",
                  minmax: bool = False, backend: str | Backend = "cpu",
                  library: str | None = None, dtype: str = "float64", random_state: int = 0,
-                 tol: float = 1e-10, oversample: int | None = None) -> None:
+                 tol: float = 1e-6, oversample: int | None = None) -> None:
         self.n_components = n_components
         self.solver = solver
         self.minmax = minmax
@@ -151,7 +151,7 @@ class NMFModel(_FactorModel):
                  minmax: bool = False, init: str = "nndsvda", max_iter: int = 200,
                  tol: float = 1e-4, backend: str | Backend = "cpu",
                  library: str | None = None, dtype: str = "float64", random_state: int = 0,
-                 svd_tol: float = 1e-10) -> None:
+                 svd_tol: float = 1e-6) -> None:
         self.n_components = n_components
         self.solver = solver
         self.minmax = minmax
@@ -216,7 +216,7 @@ class IterativeSVDModel(_FactorModel):
                  minmax: bool = False, max_iter: int = 100, tol: float = 1e-5,
                  shrinkage: float = 0.0, keep_history: bool = False,
                  backend: str | Backend = "cpu", library: str | None = None,
-                 dtype: str = "float64", random_state: int = 0, svd_tol: float = 1e-8,
+                 dtype: str = "float64", random_state: int = 0, svd_tol: float = 1e-6,
                  oversample: int | None = None) -> None:
         self.n_components = n_components
         self.solver = solver
