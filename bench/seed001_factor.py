@@ -72,8 +72,8 @@ def run_seed(r, seed: int, args, emit) -> dict[str, np.ndarray]:
         emit(name, params, split, seed, preds[name], test, wall, extra)
         return model
 
-    fit("truncated-svd-16", TruncatedSVDModel(16, **base), {"n_components": 16, **base},
-        n_iter=None)
+    tsvd = fit("truncated-svd-16", TruncatedSVDModel(16, **base), {"n_components": 16, **base},
+               n_iter=None)
     fit("truncated-svd-16-sklearn", TruncatedSVDModel(16, solver="sklearn", **base),
         {"n_components": 16, "solver": "sklearn", **base})
     fit("nmf-15", NMFModel(15, **base), {"n_components": 15, **base})
@@ -117,7 +117,6 @@ def run_seed(r, seed: int, args, emit) -> dict[str, np.ndarray]:
          {"n_iter": j + 1})
 
     if seed == args.seeds[0]:
-        tsvd = TruncatedSVDModel(16, **base).fit(train)
         _, seg = latent_segments(tsvd, train, args.segments, random_state=seed)
         preds["_segments"] = seg  # for the report only
     preds["_curves"] = curves

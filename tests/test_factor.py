@@ -51,7 +51,7 @@ def test_fill_uses_training_means_and_maps_cold_pairs():
     rows, cols = f.locate(test)
     assert rows.tolist() == [0] and cols.tolist() == [-1]
     np.testing.assert_allclose(f.fallback(np.array([0, -1])), [3.0, train.ratings.mean()])
-    np.testing.assert_allclose(f.residual.toarray(), f.dense() - f.user_means[:, None])
+    np.testing.assert_allclose(f.residual().toarray(), f.dense() - f.user_means[:, None])
 
 
 def test_minmax_is_fitted_on_train_and_inverted():

@@ -5,7 +5,7 @@ pandas pivot of the training frame would). Observed cells hold the rating, missi
 the user's mean over their training ratings; optional min-max scaling uses the training
 minimum and maximum. That matrix is ``m·1ᵀ + S``: a rank-1 term plus a sparse ``S`` whose
 stored values are ``r_ui - m_u`` on the observed cells. :class:`FilledMatrix` keeps only
-``m`` and ``S`` (memory O(nnz + users)), and materialises the dense matrix only when a
+``m`` and the observed ratings (memory O(nnz + users); ``S`` is derived from them), and materialises the dense matrix only when a
 dense reference asks for it.
 
 A held-out pair maps back through the pivot: a user with no training rating gets the
@@ -27,7 +27,6 @@ from kmrec_gpu.ratings import Ratings
 class FilledMatrix:
     user_means: np.ndarray  # (rows,), on the model's scale (after min-max, if any)
     observed: sp.csr_matrix  # (rows, cols) ratings on the model's scale, observed cells
-    residual: sp.csr_matrix  # same pattern: rating - user mean
     row_of_user: np.ndarray  # (n_users,) vocab code -> pivot row, -1 if no training rating
     col_of_item: np.ndarray  # (n_items,) vocab code -> pivot column, -1 likewise
     global_mean: float  # on the model's scale
@@ -49,10 +48,18 @@ class FilledMatrix:
         out[coo.row, coo.col] = coo.data
         return out
 
+    def residual(self) -> sp.csr_matrix:
+        """``S``: the observed pattern holding rating − user mean (built on demand, so a
+        fitted model does not keep a second nnz-sized copy)."""
+        out = self.observed.copy()
+        out.data = out.data - np.repeat(self.user_means, np.diff(out.indptr))
+        return out
+
     def mean(self) -> float:
         """Mean of every cell of the filled matrix, without forming it."""
         rows, cols = self.shape
-        return float((self.user_means.sum() * cols + self.residual.sum()) / (rows * cols))
+        filled = self.user_means @ (cols - np.diff(self.observed.indptr))
+        return float((self.observed.sum() + filled) / (rows * cols))
 
     def locate(self, X: Ratings) -> tuple[np.ndarray, np.ndarray]:
         """Pivot (row, column) of each pair of ``X``; -1 where the pivot has none."""
@@ -89,9 +96,7 @@ def fill_matrix(train: Ratings, *, minmax: bool = False, dtype=np.float64) -> Fi
     observed = sp.csr_matrix((r.astype(dtype), (rows, cols)), shape=shape)
     if observed.nnz != len(train):
         raise ValueError(f"training ratings repeat {len(train) - observed.nnz} (user, movie) pairs")
-    residual = observed.copy()
-    residual.data = (residual.data - np.repeat(means, np.diff(observed.indptr))).astype(dtype)
-    return FilledMatrix(means.astype(dtype), observed, residual, row_of_user, col_of_item,
+    return FilledMatrix(means.astype(dtype), observed, row_of_user, col_of_item,
                         float(r.mean()), offset, span)
 
 

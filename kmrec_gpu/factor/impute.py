@@ -93,6 +93,7 @@ def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype:
     on_known = sampled_dot(backend, left, right, pattern.rows, pattern.cols)
     x_norm2 = float(xp.sum(x_known * x_known))
     start = None
+    old2 = _inner(xp, left, right, left, right)  # ‖L_{t−1}‖²_F, carried between steps
     res = ImputeResult(None, None, np.empty(0), 0)
     for t in range(1, max_iter + 1):
         z = SparsePlusLowRank(backend, pattern.matrix(x_known - on_known), left, right)
@@ -105,13 +106,12 @@ def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype:
         new_known = sampled_dot(backend, new_left, new_right, pattern.rows, pattern.cols)
         # Z_t − Z_{t−1} lives off the observed cells: ‖L_t − L_{t−1}‖² minus its observed part
         diff_known = new_known - on_known
-        old2 = _inner(xp, left, right, left, right)
-        diff2 = (_inner(xp, new_left, new_right, new_left, new_right) + old2
-                 - 2.0 * _inner(xp, new_left, new_right, left, right))
+        new2 = _inner(xp, new_left, new_right, new_left, new_right)
+        diff2 = new2 + old2 - 2.0 * _inner(xp, new_left, new_right, left, right)
         off = diff2 - float(xp.sum(diff_known * diff_known))
         z_norm2 = x_norm2 + old2 - float(xp.sum(on_known * on_known))
         change = float(np.sqrt(max(off, 0.0) / z_norm2))
-        left, right, on_known, start = new_left, new_right, new_known, new_right
+        left, right, on_known, start, old2 = new_left, new_right, new_known, new_right, new2
         res.left, res.right, res.n_iter = left, right, t
         res.changes.append(change)
         res.power_iters.append(svd.n_iter)

@@ -67,7 +67,7 @@ class _FactorModel:
 
     def _structured(self, filled: FilledMatrix, backend: Backend, dtype: Any) -> SparsePlusLowRank:
         xp = backend.xp
-        sparse = backend.sparse.from_scipy(filled.residual.astype(self.dtype, copy=False))
+        sparse = backend.sparse.from_scipy(filled.residual())
         means = backend.asarray(filled.user_means[:, None], dtype=dtype)
         ones = xp.ones((filled.shape[1], 1), dtype=dtype, device=backend.device)
         return SparsePlusLowRank(backend, sparse, means, ones)
