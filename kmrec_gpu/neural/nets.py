@@ -1,0 +1,120 @@
+"""The three networks, as ``torch.nn.Module``s with one signature: ``net(users, items, genres)``.
+
+``users`` and ``items`` are int64 codes; the last row of every embedding table is a zero
+padding row that cold users and movies (none in training) are mapped to, so an unseen
+code never reads an untrained vector. ``genres`` is the float (batch, n_genres) flag
+matrix of the rows' movies. Each network returns a (batch,) prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def _embedding(n: int, dim: int, std: float | None = None) -> nn.Embedding:
+    emb = nn.Embedding(n + 1, dim, padding_idx=n)
+    if std is not None:
+        with torch.no_grad():
+            emb.weight.normal_(0.0, std)
+            emb.weight[n].zero_()
+    return emb
+
+
+def _mlp(sizes: Sequence[int], act: type[nn.Module], dropout: float = 0.0) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(a, b), act()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+class PublishedMLP(nn.Module):
+    """Seed 000 as its code runs it: [user embedding (8), genre flags] -> 64 -> 32 -> 1, ReLU.
+
+    ``user_dim=0`` drops the embedding, which is the genre-only network of the seed's
+    ``BP_predicts.py``. The movie code is not an input (the seed's network never sees it).
+    """
+
+    def __init__(self, n_users: int, n_items: int, n_genres: int, *, user_dim: int = 8,
+                 hidden: Sequence[int] = (64, 32)) -> None:
+        super().__init__()
+        self.user_dim = user_dim
+        self.user = _embedding(n_users, user_dim) if user_dim else None
+        self.mlp = _mlp([n_genres + user_dim, *hidden, 1], nn.ReLU)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor,
+                genres: torch.Tensor) -> torch.Tensor:
+        x = genres if self.user is None else torch.cat([self.user(users), genres], 1)
+        return self.mlp(x).squeeze(-1)
+
+
+class AttentionMLP(nn.Module):
+    """Seed 000 as its text describes it.
+
+    Tokens: the user, the movie, and one learned token per genre the movie has. A
+    multi-head self-attention block (residual + LayerNorm) mixes them; an attention layer
+    (a learned score per token, softmax over the present tokens) pools them; three fully
+    connected layers with LeakyReLU and dropout map [pooled, user, movie] to the
+    prediction. Weight decay comes from the optimiser.
+    """
+
+    def __init__(self, n_users: int, n_items: int, n_genres: int, *, dim: int = 32,
+                 heads: int = 4, hidden: Sequence[int] = (128, 64),
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.user = _embedding(n_users, dim, std=0.05)
+        self.item = _embedding(n_items, dim, std=0.05)
+        self.genre = nn.Parameter(torch.randn(n_genres, dim) * 0.05)
+        self.kind = nn.Parameter(torch.zeros(3, dim))  # user / movie / genre token type
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.pool = nn.Linear(dim, 1)
+        self.mlp = _mlp([3 * dim, *hidden, 1], nn.LeakyReLU, dropout)
+        self.register_buffer("offset", torch.zeros(()))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor,
+                genres: torch.Tensor) -> torch.Tensor:
+        b = users.shape[0]
+        pu = self.user(users)
+        qi = self.item(items)
+        g = (self.genre + self.kind[2]).unsqueeze(0).expand(b, -1, -1)
+        x = torch.cat([(pu + self.kind[0]).unsqueeze(1), (qi + self.kind[1]).unsqueeze(1), g], 1)
+        absent = torch.cat([genres.new_zeros(b, 2, dtype=torch.bool), genres <= 0], 1)
+        h, _ = self.attn(x, x, x, key_padding_mask=absent, need_weights=False)
+        h = self.norm(x + h)
+        score = self.pool(h).squeeze(-1).masked_fill(absent, float("-inf"))
+        pooled = (torch.softmax(score, 1).unsqueeze(-1) * h).sum(1)
+        return self.mlp(torch.cat([pooled, pu, qi], 1)).squeeze(-1) + self.offset
+
+
+class HybridNet(nn.Module):
+    """Seed 003's hybrid: a matrix-factorisation term plus an MLP, summed into one rating.
+
+    ``mu + b_u + b_i + p_u . q_i`` (the MF term) plus ``MLP([user', movie', genres])`` with
+    separate embeddings for the MLP, as neural collaborative filtering keeps them.
+    """
+
+    def __init__(self, n_users: int, n_items: int, n_genres: int, *, mf_dim: int = 32,
+                 mlp_dim: int = 16, hidden: Sequence[int] = (64, 32),
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.p = _embedding(n_users, mf_dim, std=0.01)
+        self.q = _embedding(n_items, mf_dim, std=0.01)
+        self.bu = _embedding(n_users, 1, std=0.0)
+        self.bi = _embedding(n_items, 1, std=0.0)
+        self.mlp_user = _embedding(n_users, mlp_dim, std=0.05)
+        self.mlp_item = _embedding(n_items, mlp_dim, std=0.05)
+        self.mlp = _mlp([2 * mlp_dim + n_genres, *hidden, 1], nn.ReLU, dropout)
+        self.register_buffer("offset", torch.zeros(()))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor,
+                genres: torch.Tensor) -> torch.Tensor:
+        mf = (self.p(users) * self.q(items)).sum(-1)
+        mf = mf + self.bu(users).squeeze(-1) + self.bi(items).squeeze(-1)
+        z = torch.cat([self.mlp_user(users), self.mlp_item(items), genres], 1)
+        return self.offset + mf + self.mlp(z).squeeze(-1)
