@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=["ml-latest-small", "ml-100k"])
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (networks only)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared 2-core machine more "
+                        "threads oversubscribe the cores and run many times slower)")
     p.add_argument("--skip-published", action="store_true", help="skip part 1")
     p.add_argument("--skip-leakage", action="store_true", help="skip the leakage check")
     p.add_argument("--out", type=Path, default=ROOT / "results")
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = ResultWriter(args.out)
     import torch
 
+    torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
                    else f"{_cpu()} (CPU)")
@@ -324,7 +328,8 @@ def report(args, command, device_name, published, table, per_seed, leaks, notes,
         "# Seed 000's attention MLP and seed 003's hybrid network",
         "",
         f"Command: `{command}`  ",
-        f"Device: {device_name}; torch backend. Git revision: {git_revision()}. "
+        f"Device: {device_name}; torch backend, {args.threads} CPU thread(s). "
+        f"Git revision: {git_revision()}. "
         f"Held-out seeds: {args.seeds}; as-published torch seeds: {args.published_seeds}. "
         f"Run time: {elapsed / 60:.1f} min.",
         "",
