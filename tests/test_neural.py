@@ -445,6 +445,34 @@ def test_early_stopping_restores_the_best_epoch():
     assert v[-1] > v.min()
 
 
+def test_early_stopping_judges_the_clipped_predictions():
+    """With ``clip`` on, the watched validation RMSE is that of the clipped predictions,
+    so the restored model's own validation RMSE equals the recorded minimum."""
+    r = synth(40, 25, 600, seed=6, noise=0.6)
+    s = holdout(r, 0.25, seed=1)
+    m = make(HybridNN003, epochs=8, mf_dim=32, mlp_dim=16, hidden=(64, 32), batch_size=64,
+             lr=5e-3, patience=2, clip=True).fit(s.train, s.test)
+    assert rmse(s.test.ratings, m.predict(s.test)) == pytest.approx(min(m.history_.valid_rmse),
+                                                                    abs=1e-5)
+
+
+def test_valid_and_pairs_are_checked():
+    r = synth(seed=3)
+    with pytest.raises(ValueError, match="vocabularies"):
+        make(HybridNN003).fit(r, synth(10, 5, 40, seed=4))
+    m = make(HybridNN003, epochs=1).fit(r)
+    with pytest.raises(ValueError, match="one shape"):
+        m.predict_pairs(np.array([0, 1]), np.array([0]))
+
+
+def test_auto_device_follows_the_cuda_probe(no_cuda):
+    """The estimators ask kmrec_gpu.backends for CUDA, so the probe's answer decides."""
+    r = synth(seed=12)
+    assert make(PublishedMLP000, device="auto", epochs=1).fit(r).device_ == torch.device("cpu")
+    with pytest.raises(BackendUnavailable):
+        make(PublishedMLP000, device="cuda").fit(r)
+
+
 # -- 8. cold users and movies -----------------------------------------------------------------
 
 

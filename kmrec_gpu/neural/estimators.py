@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kmrec_gpu import seeding
-from kmrec_gpu.backends import cuda_status
+from kmrec_gpu import backends, seeding
 from kmrec_gpu.errors import BackendUnavailable
 from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.neural.train import Batches, History, predict_batches, seeded
@@ -39,10 +38,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"``: CUDA when the one-time probe found it usable through torch, else CPU."""
     if isinstance(device, torch.device):
         return device
+    status = backends.cuda_status()
     if device == "auto":
-        return torch.device("cuda" if cuda_status().torch else "cpu")
-    if device == "cuda" and not cuda_status().torch:
-        raise BackendUnavailable(f"device 'cuda' asked for, but {cuda_status().summary}")
+        return torch.device("cuda" if status.torch else "cpu")
+    if device == "cuda" and not status.torch:
+        raise BackendUnavailable(f"device 'cuda' asked for, but {status.summary}")
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     return torch.device(device)
@@ -170,6 +170,9 @@ class NeuralRegressor:
             raise TypeError(f"fit expects a Ratings, got {type(train).__name__}")
         if len(train) == 0:
             raise ValueError("cannot fit on an empty training set")
+        if valid is not None and (valid.n_users, valid.n_items) != (train.n_users, train.n_items):
+            raise ValueError("valid must share the training set's vocabularies (carve it "
+                             "with splits.validation_split)")
         fit_rows = train
         if valid is None and self.patience is not None and self.valid_fraction > 0:
             vs = validation_split(train, self.valid_fraction,
@@ -184,7 +187,8 @@ class NeuralRegressor:
                 optimizer=self._optimizer(self.net_),
                 shuffle_seed=seeding.int_seed(self.random_state, "nn", "shuffle"),
                 valid=None if valid is None else self._batches(valid),
-                patience=self.patience, amp_dtype=self._amp_dtype(), on_epoch=on_epoch)
+                patience=self.patience, amp_dtype=self._amp_dtype(), on_epoch=on_epoch,
+                clip=(self.scale_.minimum, self.scale_.maximum) if self.clip else None)
         self.n_train_ = len(fit_rows)
         self.n_valid_ = 0 if valid is None else len(valid)
         return self
@@ -198,8 +202,15 @@ class NeuralRegressor:
         return out
 
     def predict_pairs(self, users: np.ndarray, items: np.ndarray,
-                      batch_size: int = 65536) -> np.ndarray:
+                      batch_size: int | None = None) -> np.ndarray:
+        """Predictions for code pairs; ``batch_size`` defaults to 65,536 rows on CUDA and
+        1,024 on the CPU (the attention network scores 2.5x faster in cache-sized batches)."""
         self._check_fitted()
+        if batch_size is None:
+            batch_size = 65536 if self.device_.type == "cuda" else 1024
+        if np.shape(users) != np.shape(items):
+            raise ValueError(f"users and items must have one shape, got {np.shape(users)} "
+                             f"and {np.shape(items)}")
         u, i = self._codes(users, items)
         return self._finish(predict_batches(self.net_, u, i, self.genre_table_, batch_size,
                                             self._amp_dtype()))
@@ -220,9 +231,8 @@ class NeuralRegressor:
             raise ValueError(f"genres must have shape ({len(users)}, {len(self.genre_names_)}), "
                              f"got {g.shape}")
         u, i = self._codes(users, items)
-        self.net_.eval()
-        with torch.inference_mode():
-            p = self.net_(u, i, torch.from_numpy(g).to(self.device_)).float()
+        p = predict_batches(self.net_, u, i, self.genre_table_, amp_dtype=self._amp_dtype(),
+                            genre_rows=torch.from_numpy(g).to(self.device_))
         return self._finish(p)
 
     # -- persistence -------------------------------------------------------------------------

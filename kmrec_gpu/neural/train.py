@@ -62,15 +62,20 @@ def seeded(seed: int, device: torch.device):
 
 def predict_batches(net: nn.Module, users: torch.Tensor, items: torch.Tensor,
                     genre_table: torch.Tensor, batch_size: int = 65536,
-                    amp_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Predictions for index tensors, in eval mode and without autograd."""
+                    amp_dtype: torch.dtype | None = None,
+                    genre_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Predictions for index tensors, in eval mode and without autograd.
+
+    The genre features are the movies' rows of ``genre_table``, or ``genre_rows`` (one
+    row per pair) when given."""
     was_training = net.training
     net.eval()
     out = []
     with torch.inference_mode(), _autocast(users.device, amp_dtype):
         for s in range(0, users.shape[0], batch_size):
             u, i = users[s:s + batch_size], items[s:s + batch_size]
-            out.append(net(u, i, genre_table[i]).float())
+            g = genre_table[i] if genre_rows is None else genre_rows[s:s + batch_size]
+            out.append(net(u, i, g).float())
     net.train(was_training)
     if not out:
         return torch.zeros(0, device=users.device)
@@ -87,11 +92,13 @@ def train(net: nn.Module, data: Batches, genre_table: torch.Tensor, *, epochs: i
           batch_size: int, optimizer: torch.optim.Optimizer, shuffle_seed: int,
           valid: Batches | None = None, patience: int | None = None,
           amp_dtype: torch.dtype | None = None,
-          on_epoch: Callable[[int, History], None] | None = None) -> History:
+          on_epoch: Callable[[int, History], None] | None = None,
+          clip: tuple[float, float] | None = None) -> History:
     """Train ``net`` in place; return the per-epoch history.
 
     With ``valid`` and ``patience``, stop after ``patience`` epochs without a lower
-    validation RMSE and load the best epoch's weights back into ``net``.
+    validation RMSE and load the best epoch's weights back into ``net``. ``clip`` bounds
+    the validation predictions as the estimator bounds its predictions.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"need epochs >= 1 and batch_size >= 1, got {epochs}, {batch_size}")
@@ -126,6 +133,8 @@ def train(net: nn.Module, data: Batches, genre_table: torch.Tensor, *, epochs: i
         hist.train_loss.append(float(total) / n)
         if valid is not None and len(valid):
             p = predict_batches(net, valid.users, valid.items, genre_table, amp_dtype=amp_dtype)
+            if clip is not None:
+                p = p.clamp(*clip)
             rmse = float(torch.sqrt(torch.mean((p - valid.target) ** 2)))
             hist.valid_rmse.append(rmse)
         sync(device)
