@@ -4,7 +4,7 @@ DataLoader loop; inference pairs/s over every (user, movie) pair of ml-100k.
 
     KMREC_DATA_DIR=/work/shared/datasets python bench/bench_nn.py           # full run
     KMREC_DATA_DIR=/work/shared/datasets python bench/bench_nn.py --quick   # smoke run
-    python bench/bench_nn.py --device cpu --threads 2 --repeats 5           # CPU only
+    python bench/bench_nn.py --device cpu --threads 0 --repeats 5           # torch's threads
 
 Training (phase "fit"): PublishedMLP000 (genres="seed000"), AttentionMLP000 and
 HybridNN003 (genres="all"), each with its own default hyperparameters, fitted on the
@@ -29,7 +29,8 @@ speed-up is the ratio of the medians (per-epoch ratios are in the rows).
 Inference (phase "predict"): each model is fitted briefly (1 epoch, batch 1,024) on the
 training part of holdout(ml-100k, 0.1, seed=--seed) (PublishedMLP000 with genres="all":
 ml-100k's labels differ from seed 000's list), then model.predict_pairs(users, items) over
-the full 943 x 1,682 grid is timed (1 warm-up + --repeats, median, the device synchronised
+the full 943 x 1,682 grid (in the estimators' default batches: 1,024 rows on the CPU,
+65,536 on CUDA; --predict-batch) is timed (1 warm-up + --repeats, median, the device synchronised
 before every clock read). The call includes turning codes into device tensors, the
 batched forward pass in eval mode and the copy back to host float64 (and clipping where
 the model clips): what a caller pays. The held-out RMSE after that one epoch is recorded
@@ -39,7 +40,7 @@ Devices: --device all (default) runs the CPU and, when the one-time probe
 (kmrec_gpu.backends.cuda_status) finds torch can use a GPU, CUDA; when it finds none, it
 says so in stdout and in the summary and runs the CPU side. --amp (CUDA only) trains and
 predicts our models under autocast (bf16 where supported, else fp16); the peer never does.
-torch threads: --threads (default: torch's own default); every row records
+torch threads: --threads (default 1; 0 keeps torch's own default); every row records
 torch.get_num_threads(). On a small machine shared with other jobs, torch's default (one
 thread per core) can spin-wait on a busy core: in a smoke run on 2 shared cores, 2 threads
 made a batch-1,024 epoch of the published MLP ~80x slower than 1 thread. Compare runs
@@ -336,7 +337,8 @@ def predict_cell(ctx: Context, kind: str, name: str) -> list[Cell]:
     test_pred = model.predict(tt.test)
     test_rmse = float(np.sqrt(np.mean((test_pred - tt.test.ratings.astype(np.float64)) ** 2)))
     reset_device_peak(kind)
-    out, t = timed(lambda: model.predict_pairs(users, items, batch_size=a.predict_batch),
+    pb = a.predict_batch or (65536 if kind == "cuda" else 1024)
+    out, t = timed(lambda: model.predict_pairs(users, items, batch_size=pb),
                    repeats=a.repeats, warmup=1, sync=lambda: sync(dev))
     if out.shape != (len(users),) or not np.all(np.isfinite(out)):
         raise RuntimeError(f"predict_pairs returned shape {out.shape}, "
@@ -344,10 +346,10 @@ def predict_cell(ctx: Context, kind: str, name: str) -> list[Cell]:
     log(f"{label}: {len(users):,} pairs, median {t.median_s:.3f} s "
         f"[{t.min_s:.3f}, {t.max_s:.3f}] = {len(users) / t.median_s:,.0f} pairs/s "
         f"(held-out RMSE after 1 epoch {test_rmse:.4f})")
-    return [Cell("predict", kind, name, a.predict_batch, "ok", t, len(users) / t.median_s,
+    return [Cell("predict", kind, name, pb, "ok", t, len(users) / t.median_s,
                  len(users), extra={
                      "test_rmse_after_fit": test_rmse, "fit_epoch_s": model.history_.epoch_s,
-                     "fit_batch_size": a.predict_fit_batch, "predict_batch_size": a.predict_batch,
+                     "fit_batch_size": a.predict_fit_batch, "predict_batch_size": pb,
                      "grid": [int(ctx.grid_shape[0]), int(ctx.grid_shape[1])],
                      "n_parameters": n_parameters(model.net_), "params": model.get_params(),
                      "model_name": model.name, "peak_memory": peak_memory(kind),
@@ -503,10 +505,12 @@ def markdown(ctx: Context, devices: list[str], cuda_note: str | None, elapsed: f
                      if (gu, gi) == full else
                      f"the first {gu:,} users x all {gi:,} movies of {PREDICT_DATASET} "
                      f"(--grid-users; the full grid is {full[0]:,} x {full[1]:,})")
+        pbt = (f"{a.predict_batch:,}" if a.predict_batch
+               else "1,024 on the CPU, 65,536 on CUDA (the estimators' defaults)")
         L += ["## Inference throughput (phase predict)", "",
               f"Each model fitted for 1 epoch at batch {a.predict_fit_batch:,} on the training "
               f"part of `holdout({PREDICT_DATASET}, 0.1, seed={a.seed})`, then "
-              f"`predict_pairs(users, items, batch_size={a.predict_batch:,})` over {grid_text}: "
+              f"`predict_pairs(users, items, batch_size={pbt})` over {grid_text}: "
               f"1 warm-up + {a.repeats} timed calls, median [min, max]. The call includes the "
               "codes' transfer to the device, the forward passes (eval mode, no autograd) and "
               "the copy back as float64. The held-out RMSE after that single epoch is a "
@@ -558,15 +562,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--grid-users", type=int, default=None,
                    help="score only the first N users of ml-100k against all its movies "
                         "(default: all 943; quick 100)")
-    p.add_argument("--predict-batch", type=int, default=65536,
-                   help="predict_pairs batch size (default 65536, the estimators' default)")
+    p.add_argument("--predict-batch", type=int, default=None,
+                   help="predict_pairs batch size (default: the estimators' own, 1,024 rows "
+                        "on the CPU and 65,536 on CUDA)")
     p.add_argument("--predict-fit-batch", type=int, default=1024,
                    help="batch size of the 1-epoch fit before inference (default 1024)")
     p.add_argument("--amp", action="store_true",
                    help="autocast our models on CUDA (bf16 if supported, else fp16); no "
                         "effect on the CPU or on the peer")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads(N) (default: torch's default); recorded")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch.set_num_threads(N) (default 1; 0 keeps torch's default of one "
+                        "thread per core); recorded")
     p.add_argument("--seed", type=int, default=0,
                    help="split, subset, initialisation and shuffle seed (default 0)")
     p.add_argument("--quick", action="store_true",
@@ -584,11 +590,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.subset = a.subset if a.subset is not None else (QUICK["subset"] if q else 0)
     a.grid_users = a.grid_users if a.grid_users is not None else (QUICK["grid_users"] if q
                                                                   else 0)
-    if min(a.batch_sizes) < 1 or a.repeats < 1 or a.predict_batch < 1 \
+    if min(a.batch_sizes) < 1 or a.repeats < 1 or (a.predict_batch or 1) < 1 \
             or a.predict_fit_batch < 1 or a.subset < 0 or a.grid_users < 0:
         p.error("batch sizes and --repeats must be >= 1; --subset and --grid-users >= 0")
-    if a.threads is not None and a.threads < 1:
-        p.error("--threads must be >= 1")
+    if a.threads < 0:
+        p.error("--threads must be >= 0")
     if a.no_peer:
         a.peer_batch_sizes = []
     a.md = a.md or a.out / "bench" / "nn_throughput.md"
@@ -597,7 +603,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    os.environ.setdefault("KMREC_DATA_DIR", "/work/shared/datasets")
     if a.threads:
         torch.set_num_threads(a.threads)
     env = ("KMREC_DATA_DIR=" + os.environ["KMREC_DATA_DIR"] + " "
