@@ -438,8 +438,10 @@ def guarded(ctx: Context, phase: str, kind: str, model: str, bs: int | None, fn:
 # -- the summary ----------------------------------------------------------------------------
 
 
-def _rel(p: Path) -> str:
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+def _rel(p: Path, out: Path) -> str:
+    """``p`` as the results folder names it (``results/runs/...``), wherever --out was."""
+    p, out = p.resolve(), out.resolve()
+    return str(Path(out.name) / p.relative_to(out)) if p.is_relative_to(out) else str(p)
 
 
 def markdown(ctx: Context, devices: list[str], cuda_note: str | None, elapsed: float,
@@ -459,7 +461,7 @@ def markdown(ctx: Context, devices: list[str], cuda_note: str | None, elapsed: f
          + amp_text
          + f". Seed {a.seed}; git revision `{git_revision()}`; run id `{ctx.writer.run_id}`; "
          f"load average at start {tuple(round(x, 2) for x in load_start)}; run took "
-         f"{elapsed / 60:.1f} min. Rows: `{_rel(ctx.writer.path)}`.", ""]
+         f"{elapsed / 60:.1f} min. Rows: `{_rel(ctx.writer.path, ctx.args.out)}`.", ""]
     if cuda_note:
         L += [f"**{cuda_note}**", ""]
     fit = [c for c in ctx.cells if c.phase == "fit"]
