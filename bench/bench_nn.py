@@ -81,10 +81,11 @@ from kmrec_gpu.environment import (  # noqa: E402
     library_versions,
     peak_host_memory_bytes,
 )
+from kmrec_gpu.metrics import rmse  # noqa: E402
 from kmrec_gpu.neural import ESTIMATORS, NeuralRegressor  # noqa: E402
 from kmrec_gpu.neural.estimators import genre_columns  # noqa: E402
 from kmrec_gpu.neural.nets import PublishedMLP  # noqa: E402
-from kmrec_gpu.neural.train import sync  # noqa: E402
+from kmrec_gpu.neural.train import seeded, sync  # noqa: E402
 from kmrec_gpu.ratings import Ratings  # noqa: E402
 from kmrec_gpu.results import ResultWriter, make_row, write_atomic  # noqa: E402
 from kmrec_gpu.splits import TTSplit, holdout  # noqa: E402
@@ -166,8 +167,7 @@ class DataLoaderPeer:
         self.loader = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(users, feats, y), batch_size=batch_size,
             shuffle=True, generator=gen)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seeding.int_seed(seed, "bench_nn", "peer", "init"))
+        with seeded(seeding.int_seed(seed, "bench_nn", "peer", "init"), device):
             self.net = PublishedMLP(train.n_users, train.n_items, len(genre_names)).to(device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         self.epoch_s: list[float] = []
@@ -335,7 +335,7 @@ def predict_cell(ctx: Context, kind: str, name: str) -> list[Cell]:
                            seed=a.seed, kind=kind, amp=a.amp)
     model.fit(tt.train)
     test_pred = model.predict(tt.test)
-    test_rmse = float(np.sqrt(np.mean((test_pred - tt.test.ratings.astype(np.float64)) ** 2)))
+    test_rmse = rmse(tt.test.ratings, test_pred)
     reset_device_peak(kind)
     pb = a.predict_batch or (65536 if kind == "cuda" else 1024)
     out, t = timed(lambda: model.predict_pairs(users, items, batch_size=pb),
