@@ -44,7 +44,7 @@ from kmrec_gpu.claims import DEFAULT_PATH, update_claim  # noqa: E402
 from kmrec_gpu.environment import cpu_name, git_revision  # noqa: E402
 from kmrec_gpu.factor import IterativeSVDModel, NMFModel, TruncatedSVDModel  # noqa: E402
 from kmrec_gpu.factor.segments import latent_segments  # noqa: E402
-from kmrec_gpu.metrics import bootstrap_ci, rating_metrics, rmse  # noqa: E402
+from kmrec_gpu.metrics import pooled_bootstrap_ci, rating_metrics, rmse  # noqa: E402
 from kmrec_gpu.models.baseline import BiasBaseline  # noqa: E402
 from kmrec_gpu.results import ResultWriter, make_row, write_atomic  # noqa: E402
 
@@ -125,10 +125,8 @@ def run_seed(r, seed: int, args, emit) -> dict[str, np.ndarray]:
 
 
 def pooled(per_seed: list[dict], name: str, n_boot: int, seed: int) -> tuple[float, float, float]:
-    y = np.concatenate([p["_test"].ratings for p in per_seed])
-    yhat = np.concatenate([p[name] for p in per_seed])
-    groups = np.concatenate([i * 10**7 + p["_test"].users for i, p in enumerate(per_seed)])
-    return bootstrap_ci(rmse, y, yhat, n_resamples=n_boot, seed=seed, groups=groups)
+    return pooled_bootstrap_ci(rmse, [(p["_test"].ratings, p[name], p["_test"].users)
+                                      for p in per_seed], n_resamples=n_boot, seed=seed)
 
 
 def verdict(claimed: float, published: float, held: tuple[float, float, float]) -> tuple[str, str]:

@@ -61,6 +61,20 @@ def bootstrap_ci(metric: Metric, y_true, y_pred, *, n_resamples: int = 1000,
     return point, float(lo), float(hi)
 
 
+
+def pooled_bootstrap_ci(metric: Metric, parts, *, n_resamples: int = 1000,
+                        confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """The metric on the test rows of several splits pooled, with an interval that resamples
+    (split, user) groups. ``parts``: one ``(y_true, y_pred, users)`` per split."""
+    parts = [tuple(np.asarray(a) for a in part) for part in parts]
+    if not parts:
+        raise ValueError("need at least one (y_true, y_pred, users) part")
+    width = max(int(u.max()) + 1 if u.size else 1 for _, _, u in parts)
+    groups = np.concatenate([i * width + u.astype(np.int64) for i, (_, _, u) in enumerate(parts)])
+    return bootstrap_ci(metric, np.concatenate([y for y, _, _ in parts]),
+                        np.concatenate([p for _, p, _ in parts]), n_resamples=n_resamples,
+                        confidence=confidence, seed=seed, groups=groups)
+
 def _ranges(counts: np.ndarray) -> np.ndarray:
     """``concat(arange(c) for c in counts)`` without a Python loop."""
     total = int(counts.sum())

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from kmrec_gpu import backends, seeding
-from kmrec_gpu.errors import BackendUnavailable
 from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.neural.train import Batches, History, predict_batches, seeded
 from kmrec_gpu.neural.train import train as train_net
@@ -35,17 +34,13 @@ SEED000_GENRES = (
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA when the one-time probe found it usable through torch, else CPU."""
+    """``"auto"``: CUDA when the one-time probe found it usable through torch, else CPU;
+    ``"cuda"`` without a usable GPU raises :class:`BackendUnavailable` (the backends' rule)."""
     if isinstance(device, torch.device):
         return device
-    status = backends.cuda_status()
-    if device == "auto":
-        return torch.device("cuda" if status.torch else "cpu")
-    if device == "cuda" and not status.torch:
-        raise BackendUnavailable(f"device 'cuda' asked for, but {status.summary}")
-    if device not in ("cpu", "cuda"):
+    if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    return torch.device(device)
+    return backends.get_backend(device, library="torch").device
 
 
 def genre_columns(r: Ratings, genres: str | tuple[str, ...]) -> tuple[str, ...]:
