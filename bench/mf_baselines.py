@@ -39,6 +39,7 @@ from kmrec_gpu.environment import cpu_name, git_revision, peak_host_memory_bytes
 from kmrec_gpu.leakage import check_leakage  # noqa: E402
 from kmrec_gpu.metrics import bootstrap_ci, mae, rmse  # noqa: E402
 from kmrec_gpu.models.baseline import BiasBaseline, GlobalMean  # noqa: E402
+from kmrec_gpu.models.surprise_peer import SurprisePeer, surprise_available  # noqa: E402
 from kmrec_gpu.models.tuning import TunedBiasedMF  # noqa: E402
 from kmrec_gpu.ratings import Ratings  # noqa: E402
 from kmrec_gpu.results import ResultWriter, make_row, write_atomic  # noqa: E402
@@ -54,44 +55,6 @@ GRIDS = {
     "ml-latest-small": {"n_factors": [50], "reg": [0.08, 0.1, 0.12], "reg_bias": [2.0]},
 }
 QUICK_GRID = {"n_factors": [10], "reg": [0.1], "reg_bias": [2.0]}
-
-
-def surprise_available() -> bool:
-    try:
-        import surprise  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class SurprisePeer:
-    """A Surprise algorithm behind this project's ``fit(train) / predict(X)`` interface.
-
-    The trainset is built from exactly the training rows (codes as raw ids); predictions go
-    through ``algo.predict``, which clips to the rating scale and falls back to the global
-    mean (plus known biases) for unknown users or items, as Surprise's own evaluation does.
-    """
-
-    def __init__(self, name: str, **params: Any) -> None:
-        self.name = name
-        self.params = params
-
-    def get_params(self) -> dict[str, Any]:
-        return {"algorithm": self.name, **self.params}
-
-    def fit(self, train: Ratings) -> SurprisePeer:
-        import surprise
-
-        df = train.to_frame()[["user", "item", "rating"]]
-        reader = surprise.Reader(rating_scale=(train.scale.minimum, train.scale.maximum))
-        trainset = surprise.Dataset.load_from_df(df, reader).build_full_trainset()
-        self.algo_ = getattr(surprise, self.name)(**self.params).fit(trainset)
-        return self
-
-    def predict(self, X: Ratings) -> np.ndarray:
-        algo = self.algo_
-        return np.array([algo.predict(int(u), int(i)).est
-                         for u, i in zip(X.users.tolist(), X.items.tolist())])
 
 
 @dataclass

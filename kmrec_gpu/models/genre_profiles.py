@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmrec_gpu.cluster import KMeans
+from kmrec_gpu.cluster.engines import make_kmeans
 from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
                                        check_users, liked_mask)
 from kmrec_gpu.models.liked_clusters import membership
@@ -70,17 +71,19 @@ class GenreProfileClusters(RecommenderMixin):
     popularity). A movie with several genres is taken once; slots a genre cannot fill,
     and users without a profile (counted in ``n_fallback_users_``), get global
     popularity. The chosen movies are listed in order of cluster popularity, then the
-    popularity fill."""
+    popularity fill. ``engine`` picks the K-means (``"kmrec"``, ``"sklearn"``, ``"cuml"``)."""
 
     def __init__(self, *, n_clusters: int = 8, threshold: float = 4.0,
                  profile: str = "liked_share", random_state: int = 0,
-                 n_init: int | str = "auto", backend: str = "cpu") -> None:
+                 n_init: int | str = "auto", backend: str = "cpu",
+                 engine: str = "kmrec") -> None:
         self.n_clusters = n_clusters
         self.threshold = threshold
         self.profile = profile
         self.random_state = random_state
         self.n_init = n_init
         self.backend = backend
+        self.engine = engine
 
     def fit(self, train: Ratings) -> GenreProfileClusters:
         check_threshold(self.threshold)
@@ -91,8 +94,8 @@ class GenreProfileClusters(RecommenderMixin):
         if rows.size < self.n_clusters:
             raise ValueError(f"n_clusters={self.n_clusters} but only {rows.size} users have "
                              "a genre profile")
-        km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state,
-                    backend=self.backend).fit(prof[rows])
+        km = make_kmeans(self.engine, self.n_clusters, n_init=self.n_init,
+                         random_state=self.random_state, backend=self.backend).fit(prof[rows])
         labels = np.full(train.n_users, -1, dtype=np.int32)
         labels[rows] = km.labels_
         self.profiles_, self.labels_, self.kmeans_ = prof, labels, km

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from kmrec_gpu.cluster import KMeans
+from kmrec_gpu.cluster.engines import make_kmeans
 from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
                                        check_users, liked_mask, top_k)
 from kmrec_gpu.models.popularity import GlobalPopularity
@@ -78,13 +78,14 @@ class LikedClusters(RecommenderMixin):
     in ``n_fallback_users_``) get global popularity. With ``pad_with_popularity`` a
     cluster list shorter than ``k`` (after removing the user's own items) is filled with
     globally popular movies; without it the list is padded with -1, as the article would
-    show it.
+    show it. ``engine`` picks the K-means: this project's (``"kmrec"``) or a peer's
+    (``"sklearn"``, ``"cuml"``), so engines can be compared inside the same recommender.
     """
 
     def __init__(self, *, n_clusters: int = 15, threshold: float = 4.0,
                  min_cluster_size: int = 6, pad_with_popularity: bool = True,
                  random_state: int = 0, n_init: int | str = "auto", max_iter: int = 300,
-                 backend: str = "cpu") -> None:
+                 backend: str = "cpu", engine: str = "kmrec") -> None:
         self.n_clusters = n_clusters
         self.threshold = threshold
         self.min_cluster_size = min_cluster_size
@@ -93,6 +94,7 @@ class LikedClusters(RecommenderMixin):
         self.n_init = n_init
         self.max_iter = max_iter
         self.backend = backend
+        self.engine = engine
 
     def fit(self, train: Ratings) -> LikedClusters:
         check_threshold(self.threshold)
@@ -106,9 +108,9 @@ class LikedClusters(RecommenderMixin):
         if rows.size < self.n_clusters:
             raise ValueError(f"n_clusters={self.n_clusters} but only {rows.size} users "
                              f"have a training rating >= {self.threshold}")
-        km = KMeans(self.n_clusters, n_init=self.n_init, max_iter=self.max_iter,
-                    random_state=self.random_state,
-                    backend=self.backend).fit(liked[rows])
+        km = make_kmeans(self.engine, self.n_clusters, n_init=self.n_init,
+                         max_iter=self.max_iter, random_state=self.random_state,
+                         backend=self.backend).fit(liked[rows])
         labels = np.full(train.n_users, -1, dtype=np.int32)
         labels[rows] = km.labels_
         self.raw_labels_ = labels.copy()

@@ -1,0 +1,1 @@
+"""The benchmark harness behind ``kmrec-bench``, ``kmrec check`` and the CPU-vs-GPU sweep."""

@@ -1,0 +1,122 @@
+"""``kmrec-bench``: the Hydra app over ``bench/conf`` (dataset, model, backend, split, sweep).
+
+    kmrec-bench dataset=ml-100k model=kmeans_liked backend=cpu       # one cell
+    kmrec-bench -m dataset=ml-100k,ml-latest-small model=svd,nmf     # a grid (Hydra jobs)
+    kmrec-bench sweep=scale                                           # a named grid
+    kmrec-bench sweep=cpu_vs_gpu                                      # both backends, compared
+
+Every other setting in ``bench/conf/config.yaml`` (seed, results, force, with_peers,
+threads, timing, eval) is overridable the same way (``seed=1 timing.repeats=5``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from kmrec_gpu.harness.runner import CellResult, Harness
+from kmrec_gpu.harness.spec import CellSpec, conf_dir, with_option
+
+_HARNESS: dict[tuple, Harness] = {}  # one per process and settings: Hydra -m jobs share it
+
+
+def harness_for(cfg: DictConfig, command: str | None = None) -> Harness:
+    key = (str(cfg.results), bool(cfg.force), cfg.threads, bool(cfg.progress))
+    if key not in _HARNESS:
+        _HARNESS[key] = Harness(cfg.results, force=bool(cfg.force), progress=bool(cfg.progress),
+                                threads=cfg.threads, command=command)
+    return _HARNESS[key]
+
+
+def grid_configs(cfg: DictConfig) -> list[DictConfig]:
+    """The cells of a sweep preset: the product of ``grid`` then the explicit ``cells``."""
+    sweep = cfg.sweep
+    out = []
+    grid = {g: list(v) for g, v in (sweep.grid or {}).items()}
+    if grid:
+        groups = list(grid)
+        for combo in itertools.product(*(grid[g] for g in groups)):
+            c = cfg
+            for g, name in zip(groups, combo):
+                c = with_option(c, g, name)
+            out.append(c)
+    for cell in sweep.cells or []:
+        c = cfg
+        for g, name in cell.items():
+            c = with_option(c, g, name)
+        out.append(c)
+    return out
+
+
+def cell_with_peers(h: Harness, cfg: DictConfig, *, keep: bool = False) -> list[CellResult]:
+    spec = CellSpec.from_config(cfg)
+    results = [h.run(spec, keep_artifacts=keep)]
+    if cfg.with_peers:
+        for peer in spec.model.get("peers") or []:
+            pcfg = with_option(cfg, "model", peer)
+            results.append(h.run(CellSpec.from_config(pcfg, role="peer",
+                                                      peer_of=spec.model["name"])))
+    return results
+
+
+def run_grid(h: Harness, cfgs: list[DictConfig], title: str) -> list[CellResult]:
+    # cells of one dataset run together: it is loaded once and every model sees one split
+    cfgs = sorted(cfgs, key=lambda c: (c.dataset.name, c.split.method))
+    out: list[CellResult] = []
+    if not h.show_progress:
+        for i, c in enumerate(cfgs, 1):
+            h.console.print(f"[bold]cell {i}/{len(cfgs)}[/]")
+            out += cell_with_peers(h, c)
+        return out
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=h.console) as p:
+        task = p.add_task(title, total=len(cfgs))
+        for c in cfgs:
+            out += cell_with_peers(h, c)
+            p.advance(task)
+    return out
+
+
+def run(cfg: DictConfig, command: str | None = None) -> list[CellResult]:
+    h = harness_for(cfg, command)
+    if cfg.sweep.get("compare"):
+        from kmrec_gpu.harness.compare import run_compare
+
+        results = run_compare(h, cfg)
+    elif cfg.sweep.grid or cfg.sweep.cells:
+        results = run_grid(h, grid_configs(cfg), f"sweep {cfg.sweep.name}")
+    else:
+        results = cell_with_peers(h, cfg)
+    report_end(h, results)
+    return results
+
+
+def report_end(h: Harness, results: list[CellResult]) -> None:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    where = h.results_file or "(no new rows)"
+    print(f"kmrec-bench: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}; "
+          f"results appended to {where}")
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+def _main(cfg: DictConfig) -> None:
+    results = run(cfg, command=" ".join(["kmrec-bench", *sys.argv[1:]]))
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    is_grid = bool(cfg.sweep.grid or cfg.sweep.cells or cfg.sweep.get("compare")
+                   or HydraConfig.get().mode == RunMode.MULTIRUN)
+    if not is_grid and results and results[0].status == "failed":
+        sys.exit(1)  # one named cell that failed is an error for the caller
+
+
+def main() -> Any:
+    return _main()

@@ -1,0 +1,74 @@
+"""Fit, predict and score one model by its task: rating prediction, top-k lists, or a
+pipeline that maps a split to test predictions (seed 004's forest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kmrec_gpu import seeding
+from kmrec_gpu.metrics import bootstrap_ci, rating_metrics, ranking_metrics, rmse
+from kmrec_gpu.splits import TTSplit
+
+
+def fit(task: str, model: Any, split: TTSplit) -> Any:
+    if task == "pipeline":
+        model.predictions_ = model.fit_predict(split)
+        return model
+    return model.fit(split.train)
+
+
+def test_users(split: TTSplit) -> np.ndarray:
+    return np.unique(split.test.users)
+
+
+def predict(task: str, model: Any, split: TTSplit, k: int) -> np.ndarray:
+    if task == "rating":
+        return np.asarray(model.predict(split.test), dtype=np.float64)
+    if task == "topk":
+        return model.recommend(test_users(split), k)
+    return model.predictions_
+
+
+def score(task: str, out: np.ndarray, split: TTSplit, *, seed: int, name: str,
+          n_boot: int, k: int, threshold: float) -> dict[str, float]:
+    if task == "topk":
+        return ranking_metrics(out, test_users(split), split.test, train=split.train, k=k,
+                               threshold=threshold)
+    y = split.test.ratings.astype(np.float64)
+    m = rating_metrics(y, out, scale=split.test.scale)
+    if n_boot:
+        _, lo, hi = bootstrap_ci(rmse, y, out, n_resamples=n_boot,
+                                 seed=seeding.int_seed(seed, "bootstrap", name))
+        m.update(rmse_ci_low=lo, rmse_ci_high=hi)
+    m["n_test"] = len(y)
+    return m
+
+
+def artifacts(model: Any) -> dict[str, Any]:
+    """What a CPU-vs-GPU comparison checks for parity, where the model has it."""
+    out: dict[str, Any] = {}
+    km = getattr(model, "kmeans_", None)
+    if getattr(model, "raw_labels_", None) is not None:
+        out["labels"] = np.asarray(model.raw_labels_)
+    elif getattr(model, "labels_", None) is not None:
+        out["labels"] = np.asarray(model.labels_)
+    for src in (model, km):
+        if src is not None and getattr(src, "inertia_", None) is not None:
+            out["inertia"] = float(src.inertia_)
+            break
+    if getattr(model, "singular_values_", None) is not None:
+        out["singular_values"] = np.asarray(model.singular_values_, dtype=np.float64)
+    return out
+
+
+def model_facts(model: Any) -> dict[str, Any]:
+    """Small fitted facts worth keeping in a row (iterations, convergence, library)."""
+    facts = {}
+    for attr in ("n_iter_", "converged_", "n_clusters_", "library_", "fallback_reason_",
+                 "best_epoch_", "epochs_run_", "n_fallback_users_", "n_cold_test_users_"):
+        v = getattr(model, attr, None)
+        if isinstance(v, (bool, int, float, str, np.integer, np.floating)):
+            facts[attr.rstrip("_")] = v.item() if hasattr(v, "item") else v
+    return facts
