@@ -1,4 +1,5 @@
-"""``kmrec``: datasets (list, info, verify) and the main job (``kmrec run``)."""
+"""``kmrec``: datasets (list, info, verify), the main job (``kmrec run``), the accuracy
+regression check (``kmrec check``) and the report (``kmrec report``)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,21 @@ def _run(args) -> int:
     return 0
 
 
+def _check(args) -> int:
+    from kmrec_gpu.harness.check import run_check
+
+    return run_check(results_dir=args.results, baselines_path=args.baselines,
+                     update=args.update, threads=args.threads)
+
+
+def _report(args) -> int:
+    from kmrec_gpu.report import build_report
+
+    path = build_report(args.results, args.out)
+    print(f"report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmrec",
@@ -134,6 +150,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default="results",
                      help="results folder; rows go to RESULTS/runs/ (default results)")
     run.set_defaults(fn=_run)
+
+    chk = sub.add_parser(
+        "check", help="accuracy regression check: a fixed small suite against "
+        "results/baselines/ (exit 1 on a regression)",
+        description="Run the fixed check suite (bench/conf/sweep/check.yaml: ml-100k, "
+        "ml-latest-small and a small synthetic set, every model family, fixed seeds) and "
+        "compare each metric with the stored baselines within its tolerance. Prints a "
+        "table; exits 1 when any metric regressed or a cell failed. --update rewrites the "
+        "baselines deliberately.")
+    chk.add_argument("--update", action="store_true",
+                     help="rewrite the baselines from this run instead of comparing")
+    chk.add_argument("--baselines", default="results/baselines/check.json",
+                     help="baseline file (default results/baselines/check.json)")
+    chk.add_argument("--results", default="results",
+                     help="results folder; the check's rows go to RESULTS/runs/ "
+                     "(default results)")
+    chk.add_argument("--threads", type=int, default=1,
+                     help="CPU threads for torch and BLAS (default 1)")
+    chk.set_defaults(fn=_check)
+
+    rep = sub.add_parser(
+        "report", help="build RESULTS/REPORT.md and its plots from the stored rows only",
+        description="Build the report (claims table, accuracy next to published anchors, "
+        "scale plots, CPU-vs-GPU table, elbow plots, failed cells) from the rows and files "
+        "already stored under RESULTS; nothing is re-run.")
+    rep.add_argument("--results", default="results", help="results folder (default results)")
+    rep.add_argument("--out", default=None,
+                     help="report path (default RESULTS/REPORT.md)")
+    rep.set_defaults(fn=_report)
     return p
 
 
