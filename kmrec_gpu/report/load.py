@@ -1,0 +1,201 @@
+"""Collect what the report is drawn from: stored files only, nothing is re-run.
+
+- ``<results>/claims.json`` (validated by :mod:`kmrec_gpu.claims`);
+- ``<results>/runs/*.jsonl`` result rows (validated by :func:`kmrec_gpu.results.read_rows`);
+- ``<results>/bench/factor.jsonl`` (result rows) and ``<results>/bench/kmeans.jsonl``
+  (the K-means benchmark's own records, written before the row schema covered it).
+
+Each row is copied with the file it came from under :data:`SOURCE`, so every table can
+name its files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kmrec_gpu.claims import load_claims
+from kmrec_gpu.errors import SchemaError
+from kmrec_gpu.results import read_rows
+
+SOURCE = "_source"
+_ORDER = "_order"
+
+
+@dataclass
+class Inputs:
+    results_dir: Path
+    claims: list[dict] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)  # newest row per measurement
+    factor: list[dict] = field(default_factory=list)
+    kmeans: list[dict] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    n_rows_read: int = 0
+    n_superseded: int = 0
+
+    def shown(self, path: Path) -> str:
+        """A file's name as the report prints it: relative to the results folder's parent."""
+        return (Path(self.results_dir.name) / path.relative_to(self.results_dir)).as_posix()
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def stamp(row: dict[str, Any]) -> str | None:
+    """The row's creation time as stored (bench/kmeans.jsonl's ``time`` is a timing in
+    some of its records, so only a string counts)."""
+    for key in ("created_utc", "time"):
+        if isinstance(row.get(key), str):
+            return row[key]
+    return None
+
+
+def when(row: dict[str, Any]) -> dt.datetime:
+    s = stamp(row)
+    if s is None:
+        return _EPOCH  # undated: file order decides
+    t = dt.datetime.fromisoformat(s)
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def measurement_key(row: dict[str, Any]) -> str:
+    """What makes two rows the same measurement (a re-run), whatever their run and time."""
+    if "schema_version" not in row:
+        return json.dumps([row.get("bench"), row.get("part"), row.get("curve"),
+                           row.get("case"), row.get("peer"), row.get("update")],
+                          sort_keys=True, default=str)
+    e = row.get("extra") or {}
+    be = row["backend"]
+    return json.dumps([
+        row["phase"], row["status"], row["dataset"].get("name"), row["dataset"].get("sha256"),
+        row["dataset"].get("n_ratings"), row["split"], row["seed"], row["model"],
+        [be.get("name"), be.get("library"), be.get("device_name")],
+        {k: e.get(k) for k in ("protocol", "target", "purpose", "harness", "bench", "part",
+                               "peer", "algo", "solver", "library")},
+    ], sort_keys=True, default=str)
+
+
+def newest(rows: list[dict]) -> tuple[list[dict], int]:
+    """The newest row of each measurement (a re-run supersedes), and how many were dropped."""
+    best: dict[str, dict] = {}
+    for r in rows:
+        k = measurement_key(r)
+        if k not in best or (when(r), r[_ORDER]) > (when(best[k]), best[k][_ORDER]):
+            best[k] = r
+    kept = sorted(best.values(), key=lambda r: r[_ORDER])
+    return kept, len(rows) - len(kept)
+
+
+def _cell(row: dict[str, Any]) -> str:
+    e = row.get("extra") or {}
+    return json.dumps([row["phase"], row["model"]["name"], row["dataset"].get("name"),
+                       row["split"], row["seed"], e.get("protocol"), e.get("target")],
+                      sort_keys=True, default=str)
+
+
+def drop_repeated_runs(rows: list[dict]) -> tuple[list[dict], int]:
+    """Leave out the rows of a run that a later run of the same command measured again.
+
+    A repeated run may resolve a parameter differently (an elbow picks another k), so its
+    rows are not always the same measurement key; the same command covering every cell of
+    the earlier run is what says it is a re-run.
+    """
+    runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        runs[(r[SOURCE], r["run_id"])].append(r)
+    facts = {k: (rs[0].get("command"), {_cell(r) for r in rs},
+                 max((when(r), r[_ORDER]) for r in rs)) for k, rs in runs.items()}
+    dropped = {a for a, (cmd, cells, t) in facts.items() if cmd and any(
+        b != a and cmd_b == cmd and t_b > t and cells <= cells_b
+        for b, (cmd_b, cells_b, t_b) in facts.items())}
+    kept = [r for r in rows if (r[SOURCE], r["run_id"]) not in dropped]
+    return kept, len(rows) - len(kept)
+
+
+def _tag(rows: list[dict], shown: str, start: int) -> list[dict]:
+    return [{**r, SOURCE: shown, _ORDER: start + i} for i, r in enumerate(rows)]
+
+
+def _read_records(path: Path) -> list[dict]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise SchemaError(f"{path}, line {n}: {e}") from None
+    return out
+
+
+def load_inputs(results_dir: str | Path) -> Inputs:
+    root = Path(results_dir)
+    inp = Inputs(results_dir=root)
+    claims_path = root / "claims.json"
+    if claims_path.exists():
+        inp.claims = load_claims(claims_path)
+        inp.files.append(inp.shown(claims_path))
+    order = 0
+    runs: list[dict] = []
+    for f in sorted((root / "runs").glob("*.jsonl")):
+        rows = _tag(read_rows(f), inp.shown(f), order)
+        order += len(rows)
+        runs += rows
+        inp.files.append(inp.shown(f))
+    factor: list[dict] = []
+    kmeans: list[dict] = []
+    if (f := root / "bench" / "factor.jsonl").exists():
+        factor = _tag(read_rows(f), inp.shown(f), order)
+        order += len(factor)
+        inp.files.append(inp.shown(f))
+    if (f := root / "bench" / "kmeans.jsonl").exists():
+        kmeans = [r for r in _tag(_read_records(f), inp.shown(f), order)
+                  if r.get("bench") == "kmeans"]
+        inp.files.append(inp.shown(f))
+    inp.n_rows_read = len(runs) + len(factor) + len(kmeans)
+    runs, d1 = drop_repeated_runs(runs)
+    factor, d2 = drop_repeated_runs(factor)
+    inp.runs, d3 = newest(runs)
+    inp.factor, d4 = newest(factor)
+    inp.kmeans, d5 = newest(kmeans)
+    inp.n_superseded = d1 + d2 + d3 + d4 + d5
+    return inp
+
+
+def harness(row: dict[str, Any]) -> dict[str, Any] | None:
+    h = (row.get("extra") or {}).get("harness")
+    return h if isinstance(h, dict) else None
+
+
+def comparison(row: dict[str, Any]) -> dict[str, Any] | None:
+    c = (row.get("extra") or {}).get("comparison")
+    return c if isinstance(c, dict) else None
+
+
+def gpu_found(rows: list[dict]) -> bool:
+    """Whether any stored row ran on CUDA (or says its comparison found a GPU)."""
+    for r in rows:
+        if "schema_version" not in r:
+            continue
+        if r["status"] == "ok" and r["backend"].get("name") == "cuda":
+            return True
+        if (c := comparison(r)) and c.get("gpu_found"):
+            return True
+    return False
+
+
+def fallback_reasons(rows: list[dict]) -> list[str]:
+    """Why the backends that asked for CUDA got none, as the rows recorded it."""
+    out = set()
+    for r in rows:
+        if "schema_version" not in r:
+            continue
+        reason = r["backend"].get("fallback_reason")
+        if isinstance(reason, str) and "cuda" in reason.lower():
+            out.add(reason)
+        if r["status"] == "skipped" and "cuda" in (r.get("reason") or "").lower():
+            out.add(r["reason"])
+    return sorted(out)
