@@ -135,6 +135,7 @@ class Harness:
             rows = read_rows(runs) if runs.is_dir() else []
             self._done = {(r["extra"]["harness"]["cell_key"], r["git_revision"])
                           for r in rows if r.get("extra", {}).get("harness")
+                          and r["extra"]["harness"]["role"] != "comparison"
                           and r["phase"] == "evaluate" and r["status"] == "ok"}
         return self._done
 
@@ -227,6 +228,12 @@ class Harness:
             return self._skip_or_fail(
                 spec, "skipped", f"{m['name']} runs on {m['backends']}, not on {backend.name}",
                 be)
+        if (m.get("backend_arg") in (None, "null", "backend_name") and backend.name == "cpu"
+                and backend.library != "numpy"):
+            # it would run exactly as under backend=cpu: a second, mislabelled cell
+            return self._skip_or_fail(
+                spec, "skipped", f"{m['name']} takes no array namespace; on the CPU it runs "
+                "as backend=cpu (NumPy)", be)
         if self.already_done(spec):
             self.console.print(f"[dim]done[/] {escape(spec.label)}: a result for this configuration "
                                f"and revision exists (force=true runs it again)")
