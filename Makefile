@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test check report micro bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,11 +17,22 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# the main job: a small real benchmark grid (3 models and 2 peers on ml-latest-small)
 run: setup
-	$(BIN)/kmrec run
+	$(BIN)/kmrec-bench -m dataset=ml-latest-small model=bias_baseline,svd,kmeans_liked \
+		with_peers=true threads=1
 
 test: setup
 	$(BIN)/python -m pytest
+
+check: setup
+	$(BIN)/kmrec check
+
+report: setup
+	$(BIN)/kmrec report
+
+micro: setup
+	$(BIN)/python bench/run_micro.py
 
 bench: setup
 	$(BIN)/python bench/bench_synthetic.py

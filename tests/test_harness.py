@@ -208,3 +208,10 @@ def test_app_runs_a_grid_over_datasets_models_and_cpu_backends(tmp_path):
     # NumPy-only models are not run a second time under another CPU namespace's label
     assert skipped == {("bias_baseline", "cpu_torch"), ("popularity", "cpu_torch")}
     assert len(list((tmp_path / "runs").glob("*.jsonl"))) == 1  # one process, one file
+
+
+def test_an_absent_optional_peer_is_skipped_with_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "surprise", None)  # import surprise -> ImportError
+    res = harness(tmp_path).run(CellSpec.from_config(cfg_for(tmp_path, "model=surprise_svd")))
+    assert res.status == "skipped" and "scikit-surprise is not installed" in res.reason
+    assert "[peers]" in res.reason

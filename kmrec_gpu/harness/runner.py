@@ -166,7 +166,7 @@ class Harness:
         if self._data is None or self._data[0] != key:
             from kmrec_gpu.data import load
 
-            self._data = None  # free the previous dataset before loading the next
+            self._data, self._splits = None, {}  # free the previous data before loading
             with PeakMemory() as pm:
                 t0 = time.perf_counter()
                 r = load(d["name"], d.get("path"), seed=spec.seed,
@@ -249,6 +249,8 @@ class Harness:
         try:
             with cpu_threads(self.threads):
                 return self._measure(spec, backend, be, tt, desc, ssum, keep)
+        except BackendUnavailable as e:  # an optional peer library (Surprise, cuML) is absent
+            return self._skip_or_fail(spec, "skipped", str(e), be, desc, ssum)
         except Exception as e:  # the grid goes on; the row says why this cell did not
             if self.console.is_terminal:
                 traceback.print_exc(file=sys.stderr)
