@@ -1,0 +1,40 @@
+"""The harness's command lines: `kmrec report`, `kmrec check --help`, `kmrec-bench --help`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from kmrec_gpu.cli import build_parser, main
+from kmrec_gpu.harness.spec import options
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_kmrec_report_rebuilds_the_report_from_stored_rows(tmp_path, capsys):
+    res = tmp_path / "results"
+    shutil.copytree(ROOT / "results", res)
+    (res / "REPORT.md").unlink(missing_ok=True)
+    assert main(["report", "--results", str(res)]) == 0
+    assert f"report written to {res / 'REPORT.md'}" in capsys.readouterr().out
+    assert (res / "REPORT.md").read_text().startswith("# kmrec_gpu results report")
+
+
+def test_check_and_report_are_documented_in_help():
+    sub = build_parser()._subparsers._group_actions[0].choices
+    assert "--update" in sub["check"].format_help()
+    assert "re-run" in " ".join(sub["report"].format_help().split())
+
+
+def test_kmrec_bench_help_lists_every_group_option():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-c", "from kmrec_gpu.harness.app import main; main()",
+                        "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("kmrec-bench:")
+    for group in ("dataset", "model", "backend", "split", "sweep"):
+        line = next(ln for ln in p.stdout.splitlines() if ln.startswith(f"{group}: "))
+        assert line.split(": ", 1)[1].split(", ") == options(group)
