@@ -215,3 +215,17 @@ def test_an_absent_optional_peer_is_skipped_with_how_to_install(tmp_path, monkey
     res = harness(tmp_path).run(CellSpec.from_config(cfg_for(tmp_path, "model=surprise_svd")))
     assert res.status == "skipped" and "scikit-surprise is not installed" in res.reason
     assert "[peers]" in res.reason
+
+
+def test_recommendations_come_in_slices_equal_to_one_call(tmp_path, monkeypatch):
+    from kmrec_gpu.harness import evaluate
+    from kmrec_gpu.models.popularity import GlobalPopularity
+    from kmrec_gpu.splits import holdout
+    from kmrec_gpu.data.synthetic import synthetic_preset
+
+    tt = holdout(synthetic_preset("synthetic-small", seed=0), 0.2, seed=0)
+    model = GlobalPopularity().fit(tt.train)
+    whole = evaluate.predict("topk", model, tt, 10)
+    monkeypatch.setattr(evaluate, "SCORE_BLOCK_BYTES", 8 * tt.train.n_items * 7)  # 7 users
+    assert np.array_equal(evaluate.predict("topk", model, tt, 10), whole)
+    assert whole.shape == (len(np.unique(tt.test.users)), 10)

@@ -23,11 +23,19 @@ def test_users(split: TTSplit) -> np.ndarray:
     return np.unique(split.test.users)
 
 
+# the recommenders score a dense users x items block: at 25M ratings all test users at
+# once would need ~80 GB, so they are asked in slices that keep a block near 256 MB
+SCORE_BLOCK_BYTES = 256 * 2**20
+
+
 def predict(task: str, model: Any, split: TTSplit, k: int) -> np.ndarray:
     if task == "rating":
         return np.asarray(model.predict(split.test), dtype=np.float64)
     if task == "topk":
-        return model.recommend(test_users(split), k)
+        users = test_users(split)
+        step = max(1, SCORE_BLOCK_BYTES // (8 * max(split.train.n_items, 1)))
+        return np.concatenate([model.recommend(users[i:i + step], k)
+                               for i in range(0, max(len(users), 1), step)])
     return model.predictions_
 
 
