@@ -201,3 +201,10 @@ def test_report_on_the_stored_results(tmp_path: Path):
     pngs = sorted((root / "report").glob("*.png"))
     assert pngs and all(_is_png(p) for p in pngs)
     assert all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_no_slope_over_less_than_a_decade_of_sizes():
+    from kmrec_gpu.report.scale import loglog_slope
+
+    assert loglog_slope([(100_000, 1.0), (100_836, 30.0)]) is None
+    assert abs(loglog_slope([(1e5, 1.0), (1e6, 10.0)]) - 1.0) < 1e-12
