@@ -675,6 +675,8 @@ def fit_slopes(rows: list[dict]) -> dict[str, dict[str, float | None]]:
 
 
 def plot(rows: list[dict], slopes: dict, png: Path, env: dict) -> None:
+    from kmrec_gpu.results import atomic_path
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -729,10 +731,8 @@ def plot(rows: list[dict], slopes: dict, png: Path, env: dict) -> None:
     fig.suptitle(f"Scalable factorisations vs nnz: tSVD(16) to tol {_tsvd_tol():g}, NMF(15) 20 sweeps "
                  "random init, iterative SVD(16) 5 steps\n" + device_label(env), fontsize=10)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.stem}.tmp{png.suffix}")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, png)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
 

@@ -461,6 +461,8 @@ def part_scaling(rec: Recorder, progress, args) -> list[dict[str, Any]]:
 
 
 def plot(rows: list[dict[str, Any]], slopes: dict[str, float], png: Path, iters: int) -> None:
+    from kmrec_gpu.results import atomic_path
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -493,10 +495,8 @@ def plot(rows: list[dict[str, Any]], slopes: dict[str, float], png: Path, iters:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, png)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -505,6 +505,8 @@ def plot(rows: list[dict[str, Any]], slopes: dict[str, float], png: Path, iters:
 
 def render(rows: list[dict[str, Any]], env: dict[str, Any], md: Path, elapsed: float,
            png: Path) -> None:
+    from kmrec_gpu.results import write_atomic
+
     dev = env["device"]
     L = ["# K-means engine benchmark", "",
          f"Command: `{env['command']}`", "",
@@ -571,9 +573,7 @@ def render(rows: list[dict[str, Any]], env: dict[str, Any], md: Path, elapsed: f
                      f"{f['min_s']:.2f}-{f['max_s']:.2f} | {r['n_iter']} |")
         L += ["", "Fitted log-log slopes: " + ", ".join(
             f"{k}: {v:.2f}" for k, v in sl["slopes"].items()), ""]
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(L) + "\n")
-    os.replace(tmp, md)
+    write_atomic(md, "\n".join(L) + "\n")
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -10,8 +10,6 @@ for 8), while on log(WCSS) it found the true count in every case, as the silhoue
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 
 from kmrec_gpu import seeding
 from kmrec_gpu.cluster.kmeans import KMeans
+from kmrec_gpu.results import atomic_path
 
 
 @dataclass(frozen=True)
@@ -101,13 +100,9 @@ def plot_elbow(result: ElbowResult, path: str | Path, *, title: str = "Elbow") -
     ax.legend(loc="upper right")
     ax.set_title(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -97,7 +97,7 @@ def run_compare(h: Harness, cfg: DictConfig) -> list[CellResult]:
             main = next(((k, d[k]) for k in ("rmse", f"ndcg@{int(c.eval.k)}") if k in d),
                         (None, None))
             row_ds = next(r for r in rb.rows if r["phase"] == "evaluate")
-            h._row(spec, rb.backend, "evaluate", dataset=row_ds["dataset"],
+            h.write_row(spec, rb.backend, "evaluate", dataset=row_ds["dataset"],
                    split=row_ds["split"], params=row_ds["model"]["params"],
                    metrics=flatten(speed, par), extra={"comparison": comparison})
             table.add_row(c.model.name, c.dataset.name,

@@ -145,7 +145,7 @@ class Harness:
         return (not self.force and not rev.endswith("-dirty")
                 and (spec.key, rev) in self._finished())
 
-    def _row(self, spec: CellSpec, be: dict, phase: str, *, dataset: dict, split: dict | None,
+    def write_row(self, spec: CellSpec, be: dict, phase: str, *, dataset: dict, split: dict | None,
              params: dict | None = None, **kw: Any) -> dict:
         extra = {"harness": spec.harness_extra(), **kw.pop("extra", {})}
         if self.threads is not None:
@@ -176,7 +176,7 @@ class Harness:
                     "n_ratings": len(r), "source": r.source.path if r.source else None,
                     "n_users": r.n_rated_users, "n_items": r.n_rated_items,
                     **({"generator": r.meta} if r.source is None else {})}
-            self._row(spec, be, "load", dataset=desc, split=None, params={},
+            self.write_row(spec, be, "load", dataset=desc, split=None, params={},
                       wall_time={"median_s": load_s, "repeats": 1, "warmup": 0},
                       peak_memory=pm.as_dict(),
                       throughput={"value": len(r) / load_s, "unit": "ratings/s"})
@@ -190,7 +190,7 @@ class Harness:
             tt = make_cell_split(r, spec.split, spec.seed)
             split_s = time.perf_counter() - t0
             ssum = tt.summary()
-            self._row(spec, be, "split", dataset=desc, split=ssum, params={},
+            self.write_row(spec, be, "split", dataset=desc, split=ssum, params={},
                       wall_time={"median_s": split_s, "repeats": 1, "warmup": 0})
             self._splits[key] = (tt, ssum)
         return self._splits[key]
@@ -205,7 +205,7 @@ class Harness:
     def _skip_or_fail(self, spec: CellSpec, status: str, reason: str, be: dict,
                       dataset: dict | None = None, split: dict | None = None) -> CellResult:
         dataset = dataset or {"name": spec.dataset["name"], "sha256": None}
-        row = self._row(spec, be, "end-to-end", dataset=dataset, split=split, status=status,
+        row = self.write_row(spec, be, "end-to-end", dataset=dataset, split=split, status=status,
                         reason=reason)
         word = "[yellow]skipped" if status == "skipped" else "[red]failed"
         self.console.print(f"{word}[/] {escape(spec.label)}: {escape(reason)}")
@@ -278,7 +278,7 @@ class Harness:
         common = dict(dataset=desc, split=ssum, params=params)
         facts = evaluate.model_facts(model)
         fit_phase = "end-to-end" if task == "pipeline" else "fit"
-        rows = [self._row(spec, be, fit_phase, **common, wall_time=t_fit.as_dict(),
+        rows = [self.write_row(spec, be, fit_phase, **common, wall_time=t_fit.as_dict(),
                           throughput={"value": ssum["n_train"] / t_fit.median_s,
                                       "unit": "ratings/s"},
                           peak_memory=pm_fit.as_dict(), extra={"facts": facts})]
@@ -292,7 +292,7 @@ class Harness:
                                            **timing)
             n_out = len(out)
             unit = "predictions/s" if task == "rating" else "users/s"
-            rows.append(self._row(spec, be, "predict" if task == "rating" else "recommend",
+            rows.append(self.write_row(spec, be, "predict" if task == "rating" else "recommend",
                                   **common, wall_time=t_pred.as_dict(),
                                   throughput={"value": n_out / t_pred.median_s, "unit": unit},
                                   peak_memory=pm_pred.as_dict()))
@@ -303,7 +303,7 @@ class Harness:
                                  threshold=float(spec.eval["threshold"]))
         if "inertia" in arts:
             metrics["inertia"] = arts["inertia"]
-        rows.append(self._row(spec, be, "evaluate", **common, metrics=metrics,
+        rows.append(self.write_row(spec, be, "evaluate", **common, metrics=metrics,
                               extra={"facts": facts}))
         self._finished().add((spec.key, rows[-1]["git_revision"]))
         self.console.print(f"[green]ok[/] {escape(spec.label)}: "

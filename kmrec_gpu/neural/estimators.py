@@ -8,8 +8,6 @@ users and movies with no training rating are sent to the networks' zero padding 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +20,7 @@ from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.neural.train import Batches, History, predict_batches, seeded
 from kmrec_gpu.neural.train import train as train_net
 from kmrec_gpu.ratings import Ratings, RatingScale
+from kmrec_gpu.results import atomic_path
 from kmrec_gpu.splits import validation_split
 
 # The 19 genre columns seed 000's code one-hot encodes (its ``all_genres``): ml-latest-small's
@@ -250,15 +249,8 @@ class NeuralRegressor:
                 "n_valid": self.n_valid_,
             },
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     @staticmethod

@@ -8,8 +8,6 @@ file in its folder and renamed over the target, so a crash never leaves half a p
 
 from __future__ import annotations
 
-import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +15,8 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from kmrec_gpu.results import atomic_path
 
 _FOOTER_CHARS_PER_IN = 16  # 6.5 pt monospace, with a margin
 _FOOTER_LINE_IN = 0.13
@@ -40,19 +40,10 @@ class Panel:
 
 
 def save_png(fig: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # no Software entry: the same rows give the same bytes whatever Matplotlib
-            fig.savefig(f, format="png", dpi=110, metadata={"Software": None})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        # no Software entry: the same rows give the same bytes whatever Matplotlib
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
 
 
 def draw(panels: Sequence[Panel], *, title: str, footer: str, path: Path) -> Path:
