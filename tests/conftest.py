@@ -14,6 +14,16 @@ import pytest
 
 os.environ["KMREC_OFFLINE"] = "1"
 
+# Triton makes a kernel interpreted or compiled when @triton.jit decorates it, i.e. when a
+# module of kernels/ is first imported, so this must precede every test's import. Without
+# a GPU the kernels run interpreted on CPU tensors; with one they compile and the kernel
+# tests run on CUDA tensors. (torch does not import triton.)
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 from kmrec_gpu.errors import DatasetNotFound  # noqa: E402
 
 pytest_plugins = ["tests.backend_fixtures"]
