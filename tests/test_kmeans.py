@@ -14,8 +14,9 @@ from kmrec_gpu.cluster.data import prepare
 
 
 def _paths(backend):
-    # the NumPy backend has a fused kernel; every backend has the composition
-    return ("auto", "off") if backend.library == "numpy" else ("off",)
+    # NumPy (numba) and CUDA (Triton, dense input) have fused kernels; every backend has the
+    # composition
+    return ("auto", "off") if backend.library == "numpy" or backend.name == "cuda" else ("off",)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def test_assign_path_is_recorded():
     assert KMeans(3).fit(X).assign_path_ == "numba-cpu"
     assert KMeans(3, kernels="off").fit(X).assign_path_ == "composed"
     with pytest.raises(RuntimeError, match="no fused assignment kernel"):
-        KMeans(3, library="torch", kernels="on").fit(X)
+        KMeans(3, library="array_api_strict", kernels="on").fit(X)
 
 
 @pytest.mark.parametrize("kwargs, X, msg", [

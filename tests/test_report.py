@@ -148,7 +148,8 @@ def test_report_from_fake_rows(fake_results: Path):
     assert "synthetic-10000 generator seed 0" in md
     assert f"`{git_revision()[:10]}" in md
     # coverage
-    assert "Triton kernels | kernels issue | not landed" in md
+    assert ("Triton kernels | kernels/ | none: no stored row ran a Triton kernel (they run on "
+            "CUDA; no stored run found a GPU)") in md
     assert "Peer: cuML | peers (GPU) | none: cuML is not installed" in md
 
     figures = sorted((fake_results / "report").iterdir())

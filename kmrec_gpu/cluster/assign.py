@@ -6,8 +6,10 @@ nearest centres and squared distances (for inertia and for re-seeding empty clus
 :class:`ComposedOps` builds them from matrix products, ``argmin`` and a one-hot product
 over ``xp``, block by block. Composing library calls passes over each block several
 times, so where a fused kernel exists for the backend (``kernels/``: numba on a CPU for
-NumPy arrays, Triton on CUDA), :func:`choose` returns it instead; ``kernels="off"``
-forces the composition for A/B comparisons. The result row records ``assign_path_``.
+NumPy arrays, Triton on CUDA for dense input), :func:`choose` returns it instead;
+``kernels="off"`` forces the composition for A/B comparisons, and ``"on"`` demands a
+kernel (accepting an interpreted Triton kernel on torch CPU tensors, as the tests do).
+The result row records ``assign_path_``.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def choose(data: KMeansData, kernels: str = "auto") -> AssignOps:
         return COMPOSED
     from kmrec_gpu.cluster import kernels as kernel_registry
 
-    ops, why_not = kernel_registry.find(data)
+    ops, why_not = kernel_registry.find(data, kernels)
     if ops is not None:
         return ops
     if kernels == "on":

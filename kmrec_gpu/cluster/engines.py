@@ -15,13 +15,14 @@ ENGINES = ("kmrec", "sklearn", "cuml")
 
 
 def make_kmeans(engine: str, n_clusters: int, *, random_state: int, n_init: int | str = "auto",
-                max_iter: int = 300, backend: Any = "cpu") -> Any:
-    """An unfitted K-means with scikit-learn's interface (``fit``, ``labels_``, ``inertia_``)."""
+                max_iter: int = 300, backend: Any = "cpu", kernels: str = "auto") -> Any:
+    """An unfitted K-means with scikit-learn's interface (``fit``, ``labels_``, ``inertia_``).
+    ``kernels`` reaches this project's K-means only: the peers' engines have their own."""
     if engine == "kmrec":
         from kmrec_gpu.cluster import KMeans
 
         return KMeans(n_clusters, n_init=n_init, max_iter=max_iter, random_state=random_state,
-                      backend=backend)
+                      backend=backend, kernels=kernels)
     if engine == "sklearn":
         from sklearn.cluster import KMeans as SkKMeans
 

@@ -38,8 +38,42 @@ class NumbaAssign(AssignOps):
         return labels, mind
 
 
-def find(data: KMeansData) -> tuple[AssignOps | None, str]:
-    """``(ops, "")`` for a usable kernel, or ``(None, reason)``."""
+class TritonAssign(AssignOps):
+    """``kernels/triton_kmeans.py`` over the whole dense input in one launch (torch or CuPy
+    on CUDA; interpreted on torch CPU tensors when asked for). The kernel never builds an
+    n × k intermediate, so the memory budget's blocks are not needed."""
+
+    def __init__(self, mod: Any) -> None:
+        import kernels
+
+        self.mod = mod
+        self.name = kernels.path_name(mod)
+
+    def _run(self, data: KMeansData, centers: Any, update: bool):
+        import kernels
+
+        be = data.backend
+        res = self.mod.assign(kernels.as_torch(data.dense), kernels.as_torch(centers),
+                              update=update)
+        out = [None if t is None else kernels.from_torch(t, be) for t in res]
+        if update:  # the accumulation dtype is the data's for float32 and float64
+            out[2] = data.xp.astype(out[2], centers.dtype)
+        return out
+
+    def assign_update(self, data, centers, labels):
+        new, _, sums, counts = self._run(data, centers, True)
+        xp = data.xp
+        changed = data.n if labels is None else int(xp.sum(xp.astype(new != labels, xp.int64)))
+        return new, sums, counts, changed
+
+    def assign(self, data, centers):
+        labels, mind, _, _ = self._run(data, centers, False)
+        return labels, mind
+
+
+def find(data: KMeansData, mode: str = "auto") -> tuple[AssignOps | None, str]:
+    """``(ops, "")`` for a usable kernel under ``mode`` ("auto" or "on"), or
+    ``(None, reason)``."""
     be = data.backend
     if be.name == "cpu" and be.library == "numpy":
         try:
@@ -47,4 +81,12 @@ def find(data: KMeansData) -> tuple[AssignOps | None, str]:
         except ImportError as exc:
             return None, f"numba is not importable ({exc})"
         return NumbaAssign(), ""
-    return None, f"no fused kernel for {be.library} on {be.name}"
+    if data.sparse:
+        return None, ("the Triton kernel takes dense rows; CSR input uses the backend's "
+                      "sparse products")
+    import kernels
+
+    mod, why_not = kernels.find_triton("triton_kmeans", be, mode)
+    if mod is None:
+        return None, why_not
+    return TritonAssign(mod), ""

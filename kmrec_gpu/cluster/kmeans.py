@@ -45,7 +45,8 @@ class KMeans:
     where it runs (``"cpu"``, ``"cuda"``, ``"auto"``, or a :class:`Backend`),
     ``memory_budget_mb`` bounds the intermediates of one pass, and ``kernels`` selects
     fused kernels (``"auto"``: use one when the backend has it; ``"off"``: always the
-    namespace composition, for A/B comparisons).
+    namespace composition, for A/B comparisons; ``"on"``: demand one). ``assign_path_``
+    says which ran: ``numba-cpu``, ``triton``, ``triton-interpret`` or ``composed``.
     """
 
     def __init__(self, n_clusters: int = 8, *, init: str | Any = "k-means++",
@@ -90,8 +91,9 @@ class KMeans:
             raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
         if self.tol < 0:
             raise ValueError(f"tol must be >= 0, got {self.tol}")
-        if self.kernels not in ("auto", "off", "on"):
-            raise ValueError(f"kernels must be 'auto', 'on' or 'off', got {self.kernels!r}")
+        import kernels
+
+        kernels.check_mode(self.kernels)
         explicit = not isinstance(self.init, str)
         if isinstance(self.init, str) and self.init not in ("k-means++", "random"):
             raise ValueError(f"init must be 'k-means++', 'random' or an array, got {self.init!r}")

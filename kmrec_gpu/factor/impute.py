@@ -80,9 +80,11 @@ def _inner(xp: Any, a: Any, b: Any, c: Any, d: Any) -> float:
 def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype: Any,
                     seed: int, max_iter: int, tol: float, shrinkage: float = 0.0,
                     svd_tol: float = 1e-10, oversample: int | None = None,
-                    keep_history: bool = False,
+                    keep_history: bool = False, sddmm: str = "composed",
                     callback: Callable[[int, float], None] | None = None) -> ImputeResult:
-    """The same loop over ``sparse residual + low rank``: O(nnz·r) work per power step."""
+    """The same loop over ``sparse residual + low rank``: O(nnz·r) work per power step.
+    ``sddmm`` is :func:`~kmrec_gpu.factor.linalg.sampled_dot`'s path for the low-rank
+    part on the observed cells."""
     xp = backend.xp
     csr = filled.observed.astype(np_dtype(dtype))
     pattern = backend.sparse.pattern(csr)
@@ -90,7 +92,7 @@ def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype:
     rows, cols = filled.shape
     left = backend.asarray(filled.user_means[:, None], dtype=dtype)
     right = xp.ones((cols, 1), dtype=left.dtype, device=backend.device)
-    on_known = sampled_dot(backend, left, right, pattern.rows, pattern.cols)
+    on_known = sampled_dot(backend, left, right, pattern.rows, pattern.cols, path=sddmm)
     x_norm2 = float(xp.sum(x_known * x_known))
     start = None
     old2 = _inner(xp, left, right, left, right)  # ‖L_{t−1}‖²_F, carried between steps
@@ -103,7 +105,8 @@ def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype:
         res.singular_values = s
         new_left = svd.u * backend.asarray(_shrink(s, shrinkage), dtype=dtype)
         new_right = xp.matrix_transpose(svd.vt)
-        new_known = sampled_dot(backend, new_left, new_right, pattern.rows, pattern.cols)
+        new_known = sampled_dot(backend, new_left, new_right, pattern.rows, pattern.cols,
+                                path=sddmm)
         # Z_t − Z_{t−1} lives off the observed cells: ‖L_t − L_{t−1}‖² minus its observed part
         diff_known = new_known - on_known
         new2 = _inner(xp, new_left, new_right, new_left, new_right)

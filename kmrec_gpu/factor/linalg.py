@@ -7,8 +7,9 @@ so the mean-filled and iterative-SVD matrices are never materialised; with a tig
 it agrees with an exact SVD to the digits the seed's RMSE needs. Warm starts (the previous
 iteration's right singular vectors) make each iterative-SVD step cost a few products.
 
-:func:`sampled_dot` is the SDDMM: ``sum_k A[rows, k] * B[cols, k]`` for listed cells,
-in chunks so the gathered rows never exceed a memory budget.
+:func:`sampled_dot` is the SDDMM: ``sum_k A[rows, k] * B[cols, k]`` (+ biases) for listed
+cells: the Triton kernel ``kernels/triton_sddmm.py`` where :func:`sddmm_path` picks it, else
+gathers in chunks so the gathered rows never exceed a memory budget.
 """
 
 from __future__ import annotations
@@ -113,16 +114,51 @@ def subspace_svd(op: Any, rank: int, *, backend: Backend, dtype: Any, seed: int,
     return SVDResult(u_r, s_r, mt(v_r), it, converged)
 
 
+def sddmm_path(backend: Backend, kernels: str = "auto") -> tuple[str, str]:
+    """``(path, why)``: the SDDMM :func:`sampled_dot` runs on ``backend`` under
+    ``kernels`` ("triton", "triton-interpret" or "composed"), and why not a kernel."""
+    import kernels as kernel_pkg
+
+    mod, why_not = kernel_pkg.find_triton("triton_sddmm", backend, kernels)
+    if mod is None:
+        if kernels == "on":
+            raise RuntimeError(f"kernels='on' but no SDDMM kernel applies: {why_not}")
+        return "composed", why_not
+    return kernel_pkg.path_name(mod), ""
+
+
 def sampled_dot(backend: Backend, a: Any, b: Any, rows: Any, cols: Any, *,
-                budget_mb: float = 256.0) -> Any:
-    """``out[j] = a[rows[j]] · b[cols[j]]`` (the sampled dense-dense product)."""
+                row_bias: Any = None, col_bias: Any = None, offset: float | None = None,
+                budget_mb: float = 256.0, path: str = "composed") -> Any:
+    """``out[j] = a[rows[j]] · b[cols[j]]`` (the sampled dense-dense product), plus
+    ``row_bias[rows[j]] + col_bias[cols[j]] + offset`` where given.
+
+    ``path`` comes from :func:`sddmm_path`: the Triton kernel (one pass, nothing gathered
+    into memory) or the namespace composition, in chunks so the gathered rows never exceed
+    ``budget_mb``.
+    """
+    if path != "composed":
+        import kernels as kernel_pkg
+        from kernels import triton_sddmm
+
+        t = kernel_pkg.as_torch
+        out = triton_sddmm.sampled_dot(
+            t(a), t(b), t(rows), t(cols), row_bias=None if row_bias is None else t(row_bias),
+            col_bias=None if col_bias is None else t(col_bias), offset=offset)
+        return kernel_pkg.from_torch(out, backend)
     xp = backend.xp
     n = int(rows.shape[0])
     width = max(1, int(a.shape[1]))
     itemsize = np_dtype(a.dtype).itemsize
     chunk = max(1, int(budget_mb * 2**20 // (2 * width * itemsize)))
     if n <= chunk:
-        return xp.sum(xp.take(a, rows, axis=0) * xp.take(b, cols, axis=0), axis=1)
-    parts = [xp.sum(xp.take(a, rows[s:s + chunk], axis=0) * xp.take(b, cols[s:s + chunk], axis=0),
-                    axis=1) for s in range(0, n, chunk)]
-    return xp.concat(parts)
+        out = xp.sum(xp.take(a, rows, axis=0) * xp.take(b, cols, axis=0), axis=1)
+    else:
+        out = xp.concat([xp.sum(xp.take(a, rows[s:s + chunk], axis=0)
+                                * xp.take(b, cols[s:s + chunk], axis=0), axis=1)
+                         for s in range(0, n, chunk)])
+    if row_bias is not None:
+        out = out + xp.take(row_bias, rows)
+    if col_bias is not None:
+        out = out + xp.take(col_bias, cols)
+    return out if offset is None else out + offset

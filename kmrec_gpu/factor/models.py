@@ -26,7 +26,7 @@ from kmrec_gpu import seeding
 from kmrec_gpu.backends import Backend, get_backend
 from kmrec_gpu.factor.filled import FilledMatrix, fill_matrix
 from kmrec_gpu.factor.impute import dense_impute, scalable_impute
-from kmrec_gpu.factor.linalg import exact_svd, subspace_svd
+from kmrec_gpu.factor.linalg import exact_svd, sddmm_path, subspace_svd
 from kmrec_gpu.factor.nmf import hals, nndsvda, random_init
 from kmrec_gpu.factor.operator import DenseOperator, SparsePlusLowRank
 from kmrec_gpu.ratings import Ratings
@@ -204,12 +204,14 @@ class IterativeSVDModel(_FactorModel):
     less than ``tol`` (relative Frobenius norm). ``keep_history=True`` keeps each
     iteration's factors so :meth:`staged_predict` can score any iteration count after
     the fact — how the iteration count is chosen on a validation split, and how the
-    (optimistic) best-on-test figure is shown for comparison.
+    (optimistic) best-on-test figure is shown for comparison. ``kernels`` picks the
+    scalable solver's sampled products (``"auto"``: the Triton kernel on CUDA; ``"off"``:
+    the composition); ``sddmm_path_`` says which ran.
     """
 
     _params = ("n_components", "solver", "minmax", "max_iter", "tol", "shrinkage",
                "keep_history", "backend", "library", "dtype", "random_state", "svd_tol",
-               "oversample")
+               "oversample", "kernels")
     _solvers = ("dense", "scalable")
 
     def __init__(self, n_components: int = 16, *, solver: str = "scalable",
@@ -217,7 +219,7 @@ class IterativeSVDModel(_FactorModel):
                  shrinkage: float = 0.0, keep_history: bool = False,
                  backend: str | Backend = "cpu", library: str | None = None,
                  dtype: str = "float64", random_state: int = 0, svd_tol: float = 1e-6,
-                 oversample: int | None = None) -> None:
+                 oversample: int | None = None, kernels: str = "auto") -> None:
         self.n_components = n_components
         self.solver = solver
         self.minmax = minmax
@@ -231,6 +233,7 @@ class IterativeSVDModel(_FactorModel):
         self.random_state = random_state
         self.svd_tol = svd_tol
         self.oversample = oversample
+        self.kernels = kernels
 
     def fit(self, train: Ratings, *, callback=None) -> IterativeSVDModel:
         """``callback(iteration, change)`` is called after each SVD (progress display)."""
@@ -242,9 +245,10 @@ class IterativeSVDModel(_FactorModel):
         if self.solver == "dense":
             res = dense_impute(filled, self.n_components, **common)
         else:
+            self.sddmm_path_, _ = sddmm_path(backend, self.kernels)
             res = scalable_impute(filled, self.n_components, backend=backend, dtype=dtype,
                                   seed=self.random_state, svd_tol=self.svd_tol,
-                                  oversample=self.oversample, **common)
+                                  oversample=self.oversample, sddmm=self.sddmm_path_, **common)
         self.n_iter_, self.changes_ = res.n_iter, list(res.changes)
         self.power_iters_ = list(res.power_iters)
         self.singular_values_ = np.asarray(res.singular_values, dtype=np.float64)

@@ -72,11 +72,16 @@ def artifacts(model: Any) -> dict[str, Any]:
 
 
 def model_facts(model: Any) -> dict[str, Any]:
-    """Small fitted facts worth keeping in a row (iterations, convergence, library)."""
+    """Small fitted facts worth keeping in a row (iterations, convergence, library, and
+    which fused kernel ran: ``assign_path`` of the K-means, ``sddmm_path``)."""
     facts = {}
+    km = getattr(model, "kmeans_", None)  # a recommender's inner K-means
     for attr in ("n_iter_", "converged_", "n_clusters_", "library_", "fallback_reason_",
-                 "best_epoch_", "epochs_run_", "n_fallback_users_", "n_cold_test_users_"):
+                 "best_epoch_", "epochs_run_", "n_fallback_users_", "n_cold_test_users_",
+                 "assign_path_", "sddmm_path_"):
         v = getattr(model, attr, None)
+        if v is None and attr == "assign_path_":
+            v = getattr(km, attr, None)
         if isinstance(v, (bool, int, float, str, np.integer, np.floating)):
             facts[attr.rstrip("_")] = v.item() if hasattr(v, "item") else v
     return facts

@@ -234,6 +234,9 @@ class Harness:
             return self._skip_or_fail(
                 spec, "skipped", f"{m['name']} takes no array namespace; on the CPU it runs "
                 "as backend=cpu (NumPy)", be)
+        if spec.kernels == "on" and not takes_kernels(m["estimator"]):
+            return self._skip_or_fail(spec, "skipped", f"{m['name']} has no fused kernel "
+                                      "(kernels=on runs only models with a kernels switch)", be)
         if self.already_done(spec):
             self.console.print(f"[dim]done[/] {escape(spec.label)}: a result for this configuration "
                                f"and revision exists (force=true runs it again)")
@@ -262,6 +265,8 @@ class Harness:
 
         m, task, tcfg = spec.model, spec.model["task"], spec.timing
         kwargs = backend_kwargs(m.get("backend_arg"), backend)
+        if takes_kernels(m["estimator"]):
+            kwargs["kernels"] = spec.kernels
 
         def build_and_fit():
             # partial first: instantiate would turn a Backend (a dataclass) into a config
@@ -343,6 +348,15 @@ def backend_kwargs(arg: str | None, backend: Backend) -> dict[str, Any]:
     if arg == "backend_name":
         return {"backend": backend.name}
     raise ValueError(f"backend_arg {arg!r}; expected backend, device, backend_name or null")
+
+
+def takes_kernels(estimator: dict) -> bool:
+    """Whether the estimator has a ``kernels`` switch (fused kernels auto, on or off)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    return "kernels" in inspect.signature(get_class(estimator["_target_"])).parameters
 
 
 def over_limit(limits: dict, r: Ratings) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from kmrec_gpu.errors import KmrecError
 
-GROUPS = ("dataset", "model", "backend", "split", "sweep")
+GROUPS = ("dataset", "model", "backend", "split", "kernels", "sweep")
 TASKS = ("rating", "topk", "pipeline")
 
 
@@ -71,6 +71,7 @@ class CellSpec:
     role: str = "model"
     peer_of: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    kernels: str = "auto"  # fused kernels: auto, on or off (models with a ``kernels`` param)
 
     @classmethod
     def from_config(cls, cfg, *, role: str = "model", peer_of: str | None = None) -> CellSpec:
@@ -86,14 +87,18 @@ class CellSpec:
                               f"of {TASKS}")
         return cls(dataset=c["dataset"], split=c["split"], seed=int(c["seed"]), model=model,
                    backend=c["backend"], timing=c["timing"], eval=c["eval"],
-                   sweep=(c.get("sweep") or {}).get("name"), role=role, peer_of=peer_of)
+                   sweep=(c.get("sweep") or {}).get("name"), role=role, peer_of=peer_of,
+                   kernels=str((c.get("kernels") or {}).get("mode", "auto")))
 
     def canonical(self) -> dict[str, Any]:
-        return {"dataset": {"name": self.dataset["name"], "path": self.dataset.get("path")},
-                "split": self.split, "seed": self.seed,
-                "model": {"name": self.model["name"], "estimator": self.model["estimator"]},
-                "backend": {"name": self.backend["name"], "library": self.backend["library"]},
-                "timing": self.timing, "eval": self.eval}
+        out = {"dataset": {"name": self.dataset["name"], "path": self.dataset.get("path")},
+               "split": self.split, "seed": self.seed,
+               "model": {"name": self.model["name"], "estimator": self.model["estimator"]},
+               "backend": {"name": self.backend["name"], "library": self.backend["library"]},
+               "timing": self.timing, "eval": self.eval}
+        if self.kernels != "auto":  # so the keys of cells run before the switch still match
+            out["kernels"] = self.kernels
+        return out
 
     @property
     def key(self) -> str:
@@ -109,4 +114,4 @@ class CellSpec:
         return {"cell_key": self.key, "sweep": self.sweep, "task": self.model["task"],
                 "model_config": self.model["name"], "dataset_config": self.dataset["name"],
                 "backend_config": self.backend["id"], "split_config": self.split["method"],
-                "role": self.role, "peer_of": self.peer_of}
+                "role": self.role, "peer_of": self.peer_of, "kernels": self.kernels}

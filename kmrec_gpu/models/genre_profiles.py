@@ -71,12 +71,13 @@ class GenreProfileClusters(RecommenderMixin):
     popularity). A movie with several genres is taken once; slots a genre cannot fill,
     and users without a profile (counted in ``n_fallback_users_``), get global
     popularity. The chosen movies are listed in order of cluster popularity, then the
-    popularity fill. ``engine`` picks the K-means (``"kmrec"``, ``"sklearn"``, ``"cuml"``)."""
+    popularity fill. ``engine`` picks the K-means (``"kmrec"``, ``"sklearn"``, ``"cuml"``);
+    ``kernels`` is passed to this project's K-means."""
 
     def __init__(self, *, n_clusters: int = 8, threshold: float = 4.0,
                  profile: str = "liked_share", random_state: int = 0,
                  n_init: int | str = "auto", backend: str = "cpu",
-                 engine: str = "kmrec") -> None:
+                 engine: str = "kmrec", kernels: str = "auto") -> None:
         self.n_clusters = n_clusters
         self.threshold = threshold
         self.profile = profile
@@ -84,6 +85,7 @@ class GenreProfileClusters(RecommenderMixin):
         self.n_init = n_init
         self.backend = backend
         self.engine = engine
+        self.kernels = kernels
 
     def fit(self, train: Ratings) -> GenreProfileClusters:
         check_threshold(self.threshold)
@@ -95,7 +97,8 @@ class GenreProfileClusters(RecommenderMixin):
             raise ValueError(f"n_clusters={self.n_clusters} but only {rows.size} users have "
                              "a genre profile")
         km = make_kmeans(self.engine, self.n_clusters, n_init=self.n_init,
-                         random_state=self.random_state, backend=self.backend).fit(prof[rows])
+                         random_state=self.random_state, backend=self.backend,
+                         kernels=self.kernels).fit(prof[rows])
         labels = np.full(train.n_users, -1, dtype=np.int32)
         labels[rows] = km.labels_
         self.profiles_, self.labels_, self.kmeans_ = prof, labels, km

@@ -79,13 +79,15 @@ class LikedClusters(RecommenderMixin):
     cluster list shorter than ``k`` (after removing the user's own items) is filled with
     globally popular movies; without it the list is padded with -1, as the article would
     show it. ``engine`` picks the K-means: this project's (``"kmrec"``) or a peer's
-    (``"sklearn"``, ``"cuml"``), so engines can be compared inside the same recommender.
+    (``"sklearn"``, ``"cuml"``), so engines can be compared inside the same recommender;
+    ``kernels`` is passed to this project's K-means (its ``assign_path_`` shows which
+    assignment ran).
     """
 
     def __init__(self, *, n_clusters: int = 15, threshold: float = 4.0,
                  min_cluster_size: int = 6, pad_with_popularity: bool = True,
                  random_state: int = 0, n_init: int | str = "auto", max_iter: int = 300,
-                 backend: str = "cpu", engine: str = "kmrec") -> None:
+                 backend: str = "cpu", engine: str = "kmrec", kernels: str = "auto") -> None:
         self.n_clusters = n_clusters
         self.threshold = threshold
         self.min_cluster_size = min_cluster_size
@@ -95,6 +97,7 @@ class LikedClusters(RecommenderMixin):
         self.max_iter = max_iter
         self.backend = backend
         self.engine = engine
+        self.kernels = kernels
 
     def fit(self, train: Ratings) -> LikedClusters:
         check_threshold(self.threshold)
@@ -110,7 +113,7 @@ class LikedClusters(RecommenderMixin):
                              f"have a training rating >= {self.threshold}")
         km = make_kmeans(self.engine, self.n_clusters, n_init=self.n_init,
                          max_iter=self.max_iter, random_state=self.random_state,
-                         backend=self.backend).fit(liked[rows])
+                         backend=self.backend, kernels=self.kernels).fit(liked[rows])
         labels = np.full(train.n_users, -1, dtype=np.int32)
         labels[rows] = km.labels_
         self.raw_labels_ = labels.copy()

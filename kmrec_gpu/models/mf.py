@@ -52,6 +52,7 @@ import scipy.sparse as sp
 
 from kmrec_gpu import seeding
 from kmrec_gpu.backends import Backend, get_backend
+from kmrec_gpu.factor.linalg import sampled_dot, sddmm_path
 from kmrec_gpu.ratings import Ratings
 
 
@@ -125,6 +126,9 @@ class BiasedMF:
         keep the best epoch's parameters.
     block_bytes : memory budget for one Kronecker block or one stack of systems.
     clip : clip predictions to the rating scale.
+    kernels : ``"auto"`` scores the training loss and validation pairs with the Triton SDDMM
+        kernel on CUDA, ``"off"`` with the namespace composition (A/B), ``"on"`` demands
+        the kernel; ``sddmm_path_`` records which ran.
 
     Fitted attributes: ``global_mean_``, ``user_factors_`` (n_users, k), ``item_factors_``
     (n_items, k), ``user_bias_``, ``item_bias_`` (host NumPy float64), ``train_loss_`` and,
@@ -137,7 +141,8 @@ class BiasedMF:
                  reg_bias_exponent: float = 0.0, init_std: float = 0.1,
                  random_state: int = 0, backend: str | Backend = "cpu",
                  library: str | None = None, dtype: str = "float64", patience: int = 3,
-                 block_bytes: int = 256 * 2**20, clip: bool = True) -> None:
+                 block_bytes: int = 256 * 2**20, clip: bool = True,
+                 kernels: str = "auto") -> None:
         self.n_factors = n_factors
         self.reg = reg
         self.reg_bias = reg_bias
@@ -152,6 +157,7 @@ class BiasedMF:
         self.patience = patience
         self.block_bytes = block_bytes
         self.clip = clip
+        self.kernels = kernels
 
     # -- sklearn-style plumbing ------------------------------------------------------------
 
@@ -257,15 +263,16 @@ class BiasedMF:
             return xp.ones_like(n)
         return n if exponent == 1 else n ** exponent
 
-    def _predict_xp(self, xp: Any, u: Any, i: Any, mu: float, p: Any, q: Any, bu: Any,
+    def _predict_xp(self, be: Backend, u: Any, i: Any, mu: float, p: Any, q: Any, bu: Any,
                     bi: Any) -> Any:
-        pu, qi = xp.take(p, u, axis=0), xp.take(q, i, axis=0)
-        return mu + xp.take(bu, u) + xp.take(bi, i) + xp.sum(pu * qi, axis=1)
+        return sampled_dot(be, p, q, u, i, row_bias=bu, col_bias=bi, offset=mu,
+                           path=self.sddmm_path_)
 
-    def _loss(self, xp: Any, data: tuple, mu: float, p: Any, q: Any, bu: Any, bi: Any,
+    def _loss(self, be: Backend, data: tuple, mu: float, p: Any, q: Any, bu: Any, bi: Any,
               n_u: Any, n_i: Any) -> float:
+        xp = be.xp
         u, i, r = data
-        e = r - self._predict_xp(xp, u, i, mu, p, q, bu, bi)
+        e = r - self._predict_xp(be, u, i, mu, p, q, bu, bi)
         def wsum(n: Any, x2: Any, exponent: float) -> Any:
             return xp.sum(self._weights(xp, n, exponent) * x2)
 
@@ -286,6 +293,7 @@ class BiasedMF:
                              "(use splits.validation_split)")
         be = self._backend()
         xp, dt = be.xp, be._xp_dtype(self.dtype)
+        self.sddmm_path_, _ = sddmm_path(be, self.kernels)
         k = self.n_factors
         r64 = train.ratings.astype(np.float64)
         mu = float(r64.mean())
@@ -322,10 +330,10 @@ class BiasedMF:
         for epoch in range(1, self.n_epochs + 1):
             p, bu = self._half_step(be, users, q, bi)
             q, bi = self._half_step(be, items, p, bu)
-            self.train_loss_.append(self._loss(xp, tr, mu, p, q, bu, bi, users.counts,
+            self.train_loss_.append(self._loss(be, tr, mu, p, q, bu, bi, users.counts,
                                                items.counts))
             if va is not None:
-                pred = be.to_numpy(self._predict_xp(xp, va[0], va[1], mu, p, q, bu, bi))
+                pred = be.to_numpy(self._predict_xp(be, va[0], va[1], mu, p, q, bu, bi))
                 pred = np.clip(pred.astype(np.float64), lo, hi) if self.clip else pred
                 score = float(np.sqrt(np.mean((pred - va[2]) ** 2)))
                 self.valid_rmse_.append(score)

@@ -46,7 +46,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("Peer: scikit-learn", "peers", r"sklearn", r"sklearn|scikit-learn"),
     Family("Peer: Surprise", "peers", r"surprise", r"surprise"),
     Family("Peer: cuML", "peers (GPU)", r"cuml", r"cuml"),
-    Family("Triton kernels", "kernels issue", r"triton", r"triton"),
+    Family("Triton kernels", "kernels/", r"triton", r"triton"),
 )
 
 
@@ -57,8 +57,10 @@ def _item(r: dict[str, Any]) -> dict[str, str]:
                 "dataset": r.get("case", "")}
     e = r.get("extra") or {}
     h = harness(r) or {}
+    facts = e.get("facts") or {}
     other = [r["backend"].get("library"), e.get("peer"), e.get("solver"), e.get("library"),
-             e.get("assign_path"), h.get("model_config"), h.get("backend_config")]
+             e.get("assign_path"), facts.get("assign_path"), facts.get("sddmm_path"),
+             h.get("model_config"), h.get("backend_config")]
     return {"name": r["model"]["name"], "other": " | ".join(str(o or "") for o in other),
             "dataset": r["dataset"].get("name") or ""}
 
@@ -69,7 +71,8 @@ def _has_library(rows: list[dict], prefix: str) -> bool:
 
 def _why_none(fam: Family, rows: list[dict]) -> str:
     if fam.name == "Triton kernels":
-        return "not landed: no stored row mentions a Triton kernel"
+        why = "none: no stored row ran a Triton kernel (they run on CUDA"
+        return why + (")" if gpu_found(rows) else "; no stored run found a GPU)")
     if fam.name == "Peer: cuML":
         why = ["cuML is installed in a stored run's environment" if _has_library(rows, "cuml")
                else "cuML is not installed in any stored run's environment"]
