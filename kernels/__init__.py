@@ -18,9 +18,13 @@ dispatch rule for every Triton kernel:
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 MODES = ("auto", "on", "off")
+_CPU_NEEDS_INTERPRETER = ("Triton compiles for CUDA; on a CPU it runs only interpreted "
+                          "(TRITON_INTERPRET=1 before triton is imported, and kernels='on')")
 
 
 def check_mode(mode: str) -> str:
@@ -36,6 +40,9 @@ def find_triton(kernel: str, backend: Any, mode: str) -> tuple[Any | None, str]:
         return None, "kernels='off'"
     if backend.library not in ("torch", "cupy"):
         return None, f"Triton kernels take torch or CuPy arrays, not {backend.library}"
+    if backend.name != "cuda" and os.environ.get("TRITON_INTERPRET") != "1" and \
+            f"kernels.{kernel}" not in sys.modules:
+        return None, _CPU_NEEDS_INTERPRETER  # decided without importing triton (a second)
     try:
         mod = importlib.import_module(f"kernels.{kernel}")
     except (ImportError, RuntimeError) as exc:  # no triton, or a broken install
@@ -48,8 +55,7 @@ def find_triton(kernel: str, backend: Any, mode: str) -> tuple[Any | None, str]:
             return None, "interpreted Triton kernels run on torch CPU tensors only"
         return mod, ""
     if backend.name != "cuda":
-        return None, ("Triton compiles for CUDA; on a CPU it runs only interpreted "
-                      "(TRITON_INTERPRET=1 before triton is imported, and kernels='on')")
+        return None, _CPU_NEEDS_INTERPRETER
     return mod, ""
 
 

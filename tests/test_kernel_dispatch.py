@@ -155,3 +155,17 @@ def test_kernels_on_skips_a_model_without_a_kernel(tmp_path):
 def test_genre_clusters_pass_the_switch_to_their_kmeans(synthetic_small):
     m = GenreProfileClusters(n_clusters=3, backend=TORCH, kernels="on").fit(synthetic_small)
     assert m.kmeans_.assign_path_ == "triton-interpret"
+
+
+def test_a_cpu_run_decides_without_importing_triton():
+    import subprocess
+    import sys
+
+    code = ("import sys; from kmrec_gpu.backends import get_backend; "
+            "from kmrec_gpu.factor.linalg import sddmm_path; "
+            "print(sddmm_path(get_backend('cpu', library='torch'), 'auto')[0], "
+            "'triton' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["composed", "False"]
