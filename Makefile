@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test check report micro bench clean
+.PHONY: setup run test check report micro bench kernels-bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ micro: setup
 
 bench: setup
 	$(BIN)/python bench/bench_synthetic.py
+
+# the Triton kernels against their composed paths (needs a CUDA GPU; says so and exits 0
+# without one)
+kernels-bench: setup
+	$(BIN)/python bench/bench_triton.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
