@@ -209,3 +209,14 @@ def test_no_slope_over_less_than_a_decade_of_sizes():
 
     assert loglog_slope([(100_000, 1.0), (100_836, 30.0)]) is None
     assert abs(loglog_slope([(1e5, 1.0), (1e6, 10.0)]) - 1.0) < 1e-12
+
+
+def test_kernels_tag_names_a_non_default_switch_and_the_path_taken():
+    from kmrec_gpu.report.load import kernels_tag
+
+    row = {"extra": {"harness": {"kernels": "on"},
+                     "facts": {"assign_path": "triton", "sddmm_path": None}}}
+    assert kernels_tag(row) == "kernels=on (triton)"
+    assert kernels_tag({"extra": {"harness": {"kernels": "off"}}}) == "kernels=off"
+    assert kernels_tag({"extra": {"harness": {"kernels": "auto"}}}) == ""
+    assert kernels_tag({"extra": {}}) == ""

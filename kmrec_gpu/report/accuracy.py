@@ -16,7 +16,7 @@ from typing import Any
 from kmrec_gpu.report import fmt
 from kmrec_gpu.report.anchors import ANCHORS, anchor_datasets, same_protocol
 from kmrec_gpu.report.labels import dataset_label, label
-from kmrec_gpu.report.load import comparison
+from kmrec_gpu.report.load import comparison, kernels_tag
 
 PHASES = ("evaluate", "predict", "end-to-end")
 RANKING = re.compile(r"^(precision|recall|ndcg|map|hit_rate)@\d+$")
@@ -44,6 +44,8 @@ def variant(r: dict) -> str:
     parts = [str(e["protocol"])] if isinstance(e.get("protocol"), str) else []
     if isinstance(e.get("target"), str):
         parts.append(f"target {e['target']}")
+    if kernels_tag(r):
+        parts.append(kernels_tag(r))
     return ", ".join(parts)
 
 

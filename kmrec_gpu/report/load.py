@@ -170,6 +170,17 @@ def harness(row: dict[str, Any]) -> dict[str, Any] | None:
     return h if isinstance(h, dict) else None
 
 
+def kernels_tag(row: dict[str, Any]) -> str:
+    """``kernels=on`` or ``kernels=off`` for a harness row run with a non-default kernel
+    switch (with the path its model took, where the row records it), else ""."""
+    mode = (harness(row) or {}).get("kernels")
+    if mode in (None, "auto"):
+        return ""
+    facts = (row.get("extra") or {}).get("facts") or {}
+    paths = sorted({facts[k] for k in ("assign_path", "sddmm_path") if facts.get(k)})
+    return f"kernels={mode}" + (f" ({', '.join(paths)})" if paths else "")
+
+
 def comparison(row: dict[str, Any]) -> dict[str, Any] | None:
     c = (row.get("extra") or {}).get("comparison")
     return c if isinstance(c, dict) else None

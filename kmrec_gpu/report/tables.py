@@ -9,7 +9,7 @@ from typing import Any
 from kmrec_gpu.report import fmt
 from kmrec_gpu.report.labels import label
 from kmrec_gpu.report.load import (SOURCE, comparison, fallback_reasons, gpu_found,
-                                   harness)
+                                   harness, kernels_tag)
 
 NO_GPU = "No GPU was found; the comparison is between the CPU array namespaces."
 
@@ -125,15 +125,16 @@ def harness_timing_section(rows: list[dict]) -> str:
         h = harness(r)
         return (str(h.get("model_config")), str(h.get("role")), str(h.get("dataset_config")),
                 r["dataset"].get("n_ratings") or 0, str(r["backend"].get("library")),
-                r["phase"], r["seed"], h.get("cell_key") or "")
+                kernels_tag(r), r["phase"], r["seed"], h.get("cell_key") or "")
 
     out = []
     for r in sorted(timed, key=order):
         h, wt = harness(r), r["wall_time"]
         tp = r.get("throughput") or {}
         pm = r.get("peak_memory") or {}
+        lib = " ".join(filter(None, [str(r["backend"].get("library")), kernels_tag(r)]))
         out.append([h.get("model_config"), h.get("role"), h.get("dataset_config"),
-                    fmt.num(r["dataset"].get("n_ratings")), r["backend"].get("library"),
+                    fmt.num(r["dataset"].get("n_ratings")), lib,
                     r["backend"].get("device_name"), r["phase"], r["seed"],
                     fmt.seconds(wt.get("median_s")),
                     f"{fmt.seconds(wt.get('min_s'))} to {fmt.seconds(wt.get('max_s'))}",
