@@ -22,7 +22,6 @@ import math
 import os
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -187,9 +186,10 @@ def flop_roof(kernel: str, dtype: str, precision: str = "ieee") -> tuple[str, st
             "float64": ("fp64_tensor", "float64")}[dtype]
 
 
-def timing_stats(times: list[float]) -> dict[str, Any]:
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "repeats": len(times), "times_s": list(times)}
+def timing_stats(times: list[float], warmup: int) -> dict[str, Any]:
+    from kmrec_gpu.timing import Timing
+
+    return Timing(tuple(times), warmup).as_dict()
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -327,7 +327,7 @@ def measure_copy(ctx: Ctx, nbytes: int) -> dict[str, Any]:
 
     src = torch.ones(nbytes // 4, dtype=torch.float32, device=ctx.device)
     times, _ = time_interleaved(ctx, {"clone": lambda: src.clone()})
-    t = timing_stats(times["clone"])
+    t = timing_stats(times["clone"], ctx.warmup)
     return {"bytes": nbytes, "time": t, "gb_per_s": 2 * nbytes / t["median_s"] / 1e9,
             "how": "torch clone of a float32 buffer; (read + written bytes) / median time"}
 
@@ -349,7 +349,7 @@ def measure_matmul(ctx: Ctx, key: str, size: int) -> dict[str, Any]:
     b = torch.randn(size, size, generator=g, device=ctx.device).to(dtype)
     with matmul_precision(precision):
         times, _ = time_interleaved(ctx, {"matmul": lambda: a @ b})
-    t = timing_stats(times["matmul"])
+    t = timing_stats(times["matmul"], ctx.warmup)
     return {"size": size, "time": t, "tflop_per_s": 2 * size**3 / t["median_s"] / TERA,
             "how": f"torch.matmul of two {size} x {size} {dtype_name} matrices"
                    + (" with TF32 allowed" if precision == "tf32" else "")}
@@ -440,7 +440,7 @@ def run_assign(ctx: Ctx, n: int, d: int, k: int, dtype_name: str) -> list[dict[s
                 status, reason = dropped[impl]
                 records.append({**rec, "status": status, "reason": reason})
                 continue
-            t = timing_stats(times[impl])
+            t = timing_stats(times[impl], ctx.warmup)
             records.append({**rec, "status": "ok", "warmup": ctx.warmup, "time": t,
                             **rates(flops, nbytes, t["median_s"], roof, ctx.roofs),
                             **({"vs_composed": agree} if impl == "triton" else {})})
@@ -624,7 +624,7 @@ def run_sddmm(ctx: Ctx, nnz: int, ranks: tuple[int, ...], dtypes: tuple[str, ...
                     status, reason = dropped[impl]
                     group.append({**rec, "status": status, "reason": reason})
                     continue
-                t = timing_stats(times[impl])
+                t = timing_stats(times[impl], ctx.warmup)
                 nbytes = sddmm_bytes(nnz, r, itemsize, INDEX_ITEMSIZE,
                                      acc_size if impl != "sampled_addmm" else itemsize,
                                      biases=rec["biases"])

@@ -52,13 +52,11 @@ class TritonAssign(AssignOps):
     def _run(self, data: KMeansData, centers: Any, update: bool):
         import kernels
 
-        be = data.backend
+        # K-means data is float32 or float64, so the kernel's accumulation dtype (of the
+        # distances and sums) is already the data's
         res = self.mod.assign(kernels.as_torch(data.dense), kernels.as_torch(centers),
                               update=update)
-        out = [None if t is None else kernels.from_torch(t, be) for t in res]
-        if update:  # the accumulation dtype is the data's for float32 and float64
-            out[2] = data.xp.astype(out[2], centers.dtype)
-        return out
+        return [None if t is None else kernels.from_torch(t, data.backend) for t in res]
 
     def assign_update(self, data, centers, labels):
         new, _, sums, counts = self._run(data, centers, True)
