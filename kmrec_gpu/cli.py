@@ -86,7 +86,7 @@ def _check(args) -> int:
 def _report(args) -> int:
     from kmrec_gpu.report import build_report
 
-    path = build_report(args.results, args.out)
+    path = build_report(args.results, args.out, force=args.force)
     print(f"report written to {path}")
     return 0
 
@@ -177,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         "already stored under RESULTS; nothing is re-run.")
     rep.add_argument("--results", default="results", help="results folder (default results)")
     rep.add_argument("--out", default=None,
-                     help="report path (default RESULTS/REPORT.md)")
+                     help="report path (default RESULTS/REPORT.md); its figures go to a "
+                     "report/ folder beside it")
+    rep.add_argument("--force", action="store_true",
+                     help="overwrite the report and figure files even where they are not "
+                     "provably the report's own (a user's file, or one changed since); "
+                     "stale figures are still removed only when unchanged")
     rep.set_defaults(fn=_report)
     return p
 

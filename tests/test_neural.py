@@ -4,14 +4,18 @@ their estimators (determinism, leakage, save/load, early stopping, cold codes, e
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import pickle
 import re
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from kmrec_gpu.errors import BackendUnavailable
+from kmrec_gpu.errors import BackendUnavailable, MalformedInput
 from kmrec_gpu.leakage import assert_no_leakage, fit_predict_estimator
 from kmrec_gpu.metrics import rmse
 from kmrec_gpu.models.baseline import GlobalMean
@@ -25,7 +29,7 @@ from kmrec_gpu.neural import (
     adjusted_target,
     adjusted_values,
 )
-from kmrec_gpu.neural.estimators import genre_columns
+from kmrec_gpu.neural.estimators import MODEL_FORMAT, genre_columns
 from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.ratings import Ratings, RatingScale, Tags, from_arrays
 from kmrec_gpu.splits import holdout
@@ -332,6 +336,21 @@ def test_no_leakage(cls):
 # -- 5. save and load -------------------------------------------------------------------------
 
 
+def _meta(path):
+    """The JSON metadata of a saved model."""
+    with safe_open(path, framework="pt") as f:
+        return f.metadata()[MODEL_FORMAT]
+
+
+def _rewrite_meta(src, dst, **changes):
+    """A copy of saved model ``src`` at ``dst`` with keys of its JSON metadata changed."""
+    with safe_open(src, framework="pt") as f:
+        meta = json.loads(f.metadata()[MODEL_FORMAT])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, dst, metadata={MODEL_FORMAT: json.dumps({**meta, **changes})})
+    return dst
+
+
 @ALL
 def test_save_load_round_trip(cls, tmp_path):
     r = synth(seed=3, cold_users=2, cold_items=2)
@@ -339,6 +358,7 @@ def test_save_load_round_trip(cls, tmp_path):
     path = m.save(tmp_path / "m.pt")
     assert path == tmp_path / "m.pt"
     assert os.listdir(tmp_path) == ["m.pt"]  # no temporary file left behind
+    assert json.loads(_meta(path))["class"] == cls.__name__  # tensors + JSON, no pickle
     back = NeuralRegressor.load(path, device="cpu")
     assert type(back) is cls
     users, items = np.meshgrid(np.arange(r.n_users), np.arange(r.n_items), indexing="ij")
@@ -361,19 +381,70 @@ def test_save_load_round_trip(cls, tmp_path):
     assert os.listdir(tmp_path / "sub") == ["m.pt"]
 
 
-def test_load_rejects_an_unknown_class_and_save_needs_a_fit(tmp_path):
+@pytest.mark.parametrize("name", ["NotAModel", "NeuralRegressor", "os.system", None,
+                                  "kmrec_gpu.neural.estimators.HybridNN003", ["HybridNN003"]])
+def test_load_rebuilds_only_the_allowed_classes(tmp_path, name):
     m = make(PublishedMLP000, epochs=1).fit(synth(seed=4))
-    path = m.save(tmp_path / "m.pt")
-    state = torch.load(path, weights_only=False)
-    state["class"] = "NotAModel"
-    bad = tmp_path / "bad.pt"
-    torch.save(state, bad)
-    with pytest.raises(ValueError, match=re.escape(str(bad)) + ".*NotAModel"):
+    bad = _rewrite_meta(m.save(tmp_path / "m.pt"), tmp_path / "bad.pt", **{"class": name})
+    with pytest.raises(MalformedInput, match=re.escape(f"{bad}: class {name!r} is not one of")):
         NeuralRegressor.load(bad, device="cpu")
+    assert set(ESTIMATORS) == {"PublishedMLP000", "AttentionMLP000", "HybridNN003"}
+
+
+def test_save_needs_a_fit(tmp_path):
     with pytest.raises(RuntimeError, match="not fitted"):
         make(HybridNN003).save(tmp_path / "x.pt")
-    assert sorted(os.listdir(tmp_path)) == ["bad.pt", "m.pt"]
-    assert set(ESTIMATORS) == {"PublishedMLP000", "AttentionMLP000", "HybridNN003"}
+    assert os.listdir(tmp_path) == []
+
+
+class _Payload:
+    """Unpickling this creates folder ``marker``: what a crafted model file could run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save", "torch.save legacy"])
+def test_load_never_unpickles(tmp_path, how):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "bad.pt"
+    state = {"class": "PublishedMLP000", "params": _Payload(marker)}
+    if how == "pickle":
+        bad.write_bytes(pickle.dumps(state))
+    else:
+        torch.save(state, bad, _use_new_zipfile_serialization=how == "torch.save")
+    with pytest.raises(MalformedInput, match=re.escape(str(bad)) + ": not a kmrec model file"
+                       ".*expected a model written by NeuralRegressor.save"):
+        NeuralRegressor.load(bad, device="cpu")
+    assert not marker.exists()
+    # the payload is live: unpickling the file (what load did before) runs it
+    if how == "pickle":
+        pickle.loads(bad.read_bytes())
+    else:
+        torch.load(bad, weights_only=False)
+    assert marker.exists()
+
+
+def test_load_refuses_truncated_foreign_and_inconsistent_files(tmp_path):
+    m = make(HybridNN003, epochs=1).fit(synth(seed=4))
+    data = m.save(tmp_path / "m.pt").read_bytes()
+    cases = {"short.pt": data[: len(data) // 2], "header.pt": data[:6], "empty.pt": b"",
+             "text.pt": b"user_id,movie_id\n1,2\n"}
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+    save_file({"w": torch.zeros(2)}, tmp_path / "plain.pt")  # safetensors, not ours
+    for name in [*cases, "plain.pt"]:
+        with pytest.raises(MalformedInput, match=re.escape(str(tmp_path / name))
+                           + ": not a kmrec model file"):
+            NeuralRegressor.load(tmp_path / name, device="cpu")
+    # well-formed, but its parts do not fit together
+    odd = _rewrite_meta(tmp_path / "m.pt", tmp_path / "odd.pt",
+                        fitted={**json.loads(_meta(tmp_path / "m.pt"))["fitted"], "n_users": 3})
+    with pytest.raises(MalformedInput, match=re.escape(str(odd)) + ": inconsistent HybridNN003"):
+        NeuralRegressor.load(odd, device="cpu")
 
 
 # -- 6. training learns -----------------------------------------------------------------------

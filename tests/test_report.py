@@ -11,6 +11,7 @@ import pytest
 from kmrec_gpu.claims import update_claim
 from kmrec_gpu.environment import git_revision
 from kmrec_gpu.report import build_report
+from kmrec_gpu.report.build import MANIFEST
 from kmrec_gpu.report.scale import loglog_slope
 from kmrec_gpu.report.tables import NO_GPU
 from kmrec_gpu.results import ResultWriter, make_row
@@ -152,9 +153,12 @@ def test_report_from_fake_rows(fake_results: Path):
             "CUDA; no stored run found a GPU)") in md
     assert "Peer: cuML | peers (GPU) | none: cuML is not installed" in md
 
-    figures = sorted((fake_results / "report").iterdir())
+    figures = sorted((fake_results / "report").glob("*.png"))
     names = [p.name for p in figures]
-    assert names == ["elbow_liked-clusters-elbow_toy_wcss.png", "scale_harness.png"]
+    # a PNG the report did not write is the user's: kept (it used to be deleted)
+    assert names == ["elbow_liked-clusters-elbow_toy_wcss.png", "gone.png", "scale_harness.png"]
+    assert stale.read_bytes() == PNG_MAGIC
+    figures.remove(stale)
     assert all(_is_png(p) and p.stat().st_size > 1000 for p in figures)
     assert "![Harness: fit time and peak memory vs ratings](report/scale_harness.png)" in md
 
@@ -167,8 +171,8 @@ def test_report_is_deterministic(fake_results: Path, tmp_path: Path):
     out = build_report(fake_results, tmp_path / "elsewhere" / "R.md")
     assert (tmp_path / "elsewhere" / "report" / "scale_harness.png").exists()
     assert "](report/scale_harness.png)" in out.read_text(encoding="utf-8")
-    leftovers = [p for p in (fake_results / "report").iterdir() if p.suffix != ".png"]
-    assert leftovers == []
+    leftovers = [p.name for p in (fake_results / "report").iterdir() if p.suffix != ".png"]
+    assert leftovers == [MANIFEST]  # and no temporary file
 
 
 def test_report_without_harness_rows_draws_the_benchmark_files(tmp_path: Path):

@@ -8,14 +8,18 @@ users and movies with no training rating are sent to the networks' zero padding 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from kmrec_gpu import backends, seeding
+from kmrec_gpu.errors import MalformedInput
 from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.neural.train import Batches, History, predict_batches, seeded
 from kmrec_gpu.neural.train import train as train_net
@@ -30,6 +34,10 @@ SEED000_GENRES = (
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
     "Thriller", "War", "Western", "(no genres listed)",
 )
+
+# The metadata key (and format version) of a saved model: its value is the JSON of
+# everything that is not a tensor.
+MODEL_FORMAT = "kmrec_gpu.neural.model/1"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -232,54 +240,84 @@ class NeuralRegressor:
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted model through a CPU copy (atomically: temporary file, rename)."""
+        """Write the fitted model through a CPU copy (atomically: temporary file, rename).
+
+        The file is safetensors: raw tensors plus a JSON string in its metadata (class name,
+        parameters, fitted scalars), so :meth:`load` never unpickles and so runs no code."""
         self._check_fitted()
         path = Path(path)
-        state = {
-            "class": type(self).__name__,
-            "params": self.get_params(),
-            "net": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
+        tensors = {f"net.{k}": v.detach().cpu().contiguous()
+                   for k, v in self.net_.state_dict().items()}
+        tensors.update(genre_table=self.genre_table_.cpu().contiguous(),
+                       seen_users=torch.from_numpy(np.ascontiguousarray(self.seen_users_)),
+                       seen_items=torch.from_numpy(np.ascontiguousarray(self.seen_items_)))
+        meta = {
+            "format": MODEL_FORMAT, "class": type(self).__name__, "params": self.get_params(),
             "fitted": {
-                "n_users": self.n_users_, "n_items": self.n_items_,
-                "genre_names": list(self.genre_names_),
-                "genre_table": self.genre_table_.cpu(),
-                "scale": self.scale_.as_dict(), "global_mean": self.global_mean_,
-                "seen_users": self.seen_users_, "seen_items": self.seen_items_,
-                "history": self.history_.as_dict(), "n_train": self.n_train_,
-                "n_valid": self.n_valid_,
+                "n_users": int(self.n_users_), "n_items": int(self.n_items_),
+                "genre_names": list(self.genre_names_), "scale": self.scale_.as_dict(),
+                "global_mean": self.global_mean_, "history": self.history_.as_dict(),
+                "n_train": self.n_train_, "n_valid": self.n_valid_,
             },
         }
         with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+            save_file(tensors, tmp, metadata={MODEL_FORMAT: json.dumps(meta, sort_keys=True)})
         return path
 
     @staticmethod
     def load(path: str | Path, device: str = "auto") -> NeuralRegressor:
-        """A model saved by :meth:`save`, moved to ``device``."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
-        cls = ESTIMATORS.get(state.get("class"))
-        if cls is None:
-            raise ValueError(f"{path}: class {state.get('class')!r} is not one of "
-                             f"{sorted(ESTIMATORS)}")
-        params = dict(state["params"], device=device)
-        model = cls(**params)
-        f = state["fitted"]
+        """A model saved by :meth:`save`, moved to ``device``. Reads tensors and JSON only
+        and rebuilds only the classes of :data:`ESTIMATORS`; anything else (a pickle, an
+        older ``torch.save`` file, a truncated file) is a :class:`MalformedInput`."""
+        path = Path(path)
+        expected = (f"expected a model written by NeuralRegressor.save (a safetensors file "
+                    f"with {MODEL_FORMAT!r} metadata)")
+        try:
+            with safe_open(path, framework="pt", device="cpu") as f:
+                meta = json.loads((f.metadata() or {})[MODEL_FORMAT])
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, KeyError, ValueError) as e:
+            raise MalformedInput(f"{path}: not a kmrec model file ({type(e).__name__}: {e}); "
+                                 f"{expected}") from None
+        name = meta.get("class") if isinstance(meta, dict) else None
+        cls = ESTIMATORS.get(name) if isinstance(name, str) else None
+        if cls is None:  # never an import path from the file: the allow-list only
+            raise MalformedInput(f"{path}: class {name!r} is not one of {sorted(ESTIMATORS)}")
+        try:
+            return cls._from_state(meta, tensors, device)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise MalformedInput(f"{path}: inconsistent {name} model ({type(e).__name__}: "
+                                 f"{e}); {expected}") from None
+
+    @classmethod
+    def _from_state(cls, meta: dict, tensors: dict[str, torch.Tensor],
+                    device: str) -> NeuralRegressor:
+        # JSON has no tuples: the list-valued parameters (hidden, genres) were tuples
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
+        model = cls(**{**params, "device": device})
+        f = meta["fitted"]
         model.device_ = resolve_device(device)
-        model.n_users_, model.n_items_ = f["n_users"], f["n_items"]
+        model.n_users_, model.n_items_ = int(f["n_users"]), int(f["n_items"])
         model.genre_names_ = tuple(f["genre_names"])
-        model.genre_table_ = f["genre_table"].to(model.device_)
+        model.genre_table_ = tensors["genre_table"].to(model.device_)
         s = f["scale"]
         model.scale_ = RatingScale(s["min"], s["max"], s["step"])
-        model.global_mean_ = f["global_mean"]
-        model.seen_users_, model.seen_items_ = f["seen_users"], f["seen_items"]
+        model.global_mean_ = float(f["global_mean"])
+        model.seen_users_ = tensors["seen_users"].numpy()
+        model.seen_items_ = tensors["seen_items"].numpy()
+        shapes = (model.seen_users_.shape, model.seen_items_.shape,
+                  tuple(model.genre_table_.shape))
+        want = ((model.n_users_,), (model.n_items_,),
+                (model.n_items_ + 1, len(model.genre_names_)))
+        if shapes != want:
+            raise ValueError(f"tensor shapes {shapes}, expected {want}")
         model.history_ = History(**f["history"])
         model.n_train_, model.n_valid_ = f["n_train"], f["n_valid"]
         net = model.net_class(model.n_users_, model.n_items_, len(model.genre_names_),
                               **model._net_params())
-        net.load_state_dict(state["net"])
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         model.net_ = net.to(model.device_).eval()
         return model
-
 
 
 class PublishedMLP000(NeuralRegressor):
