@@ -48,3 +48,31 @@ def timed(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1,
         sync()
         times.append(time.perf_counter() - t0)
     return out, Timing(tuple(times), warmup)
+
+
+def timed_budget(fn: Callable[[], Any], *, warmup: int, repeats: int, budget_s: float | None,
+                 sync: Callable[[], None]) -> tuple[Any, Timing]:
+    """Warm-up and repeats, device synchronised around every clock read; a first run
+    longer than ``budget_s`` becomes the only, timed, run (large cells run once)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+
+    def one() -> tuple[Any, float]:
+        sync()
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        return out, time.perf_counter() - t0
+
+    out, first = one()
+    if budget_s is not None and first > budget_s:
+        return out, Timing((first,), 0)
+    times = [] if warmup else [first]
+    for _ in range(max(warmup - 1, 0)):
+        out = None  # drop the previous result: the peak is one fit's, not two
+        out, _ = one()
+    while len(times) < repeats:
+        out = None
+        out, t = one()
+        times.append(t)
+    return out, Timing(tuple(times), warmup)

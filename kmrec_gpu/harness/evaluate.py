@@ -1,5 +1,7 @@
-"""Fit, predict and score one model by its task: rating prediction, top-k lists, or a
-pipeline that maps a split to test predictions (seed 004's forest)."""
+"""Fit, predict and score one model by its task: rating prediction, top-k lists, a
+pipeline that maps a split to test predictions (seed 004's forest), or a probe that
+measures a protocol which is no fit/predict (a cluster count, one training row's
+prediction) and returns its own metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from typing import Any
 import numpy as np
 
 from kmrec_gpu import seeding
-from kmrec_gpu.metrics import bootstrap_ci, rating_metrics, ranking_metrics, rmse
+from kmrec_gpu.metrics import per_user_ranking, rating_metrics
+from kmrec_gpu.metrics.ranking import ranking_summary
+from kmrec_gpu.metrics import users as user_stats
 from kmrec_gpu.splits import TTSplit
 
 
@@ -16,6 +20,8 @@ def fit(task: str, model: Any, split: TTSplit) -> Any:
     if task == "pipeline":
         model.predictions_ = model.fit_predict(split)
         return model
+    if task == "probe":
+        return model.measure(split)
     return model.fit(split.train)
 
 
@@ -40,18 +46,29 @@ def predict(task: str, model: Any, split: TTSplit, k: int) -> np.ndarray:
 
 
 def score(task: str, out: np.ndarray, split: TTSplit, *, seed: int, name: str,
-          n_boot: int, k: int, threshold: float) -> dict[str, float]:
+          n_boot: int, k: int, threshold: float) -> tuple[dict[str, float], dict | None]:
+    """The cell's metrics, and per test user the statistics behind them (None for a probe,
+    or past :data:`kmrec_gpu.metrics.users.MAX_USERS` users) so that figures can be pooled
+    over seeds and resampled by user later."""
+    ids = split.test.user_ids
     if task == "topk":
-        return ranking_metrics(out, test_users(split), split.test, train=split.train, k=k,
-                               threshold=threshold)
+        users = test_users(split)
+        per_user, scored = per_user_ranking(out, users, split.test, train=split.train, k=k,
+                                            threshold=threshold)
+        m = ranking_summary(per_user, scored, out, users, k=k,
+                            catalog_size=split.train.n_rated_items)
+        keep = scored.size <= user_stats.MAX_USERS
+        return m, user_stats.ranking_stats(per_user, scored, k, ids) if keep else None
     y = split.test.ratings.astype(np.float64)
     m = rating_metrics(y, out, scale=split.test.scale)
-    if n_boot:
-        _, lo, hi = bootstrap_ci(rmse, y, out, n_resamples=n_boot,
-                                 seed=seeding.int_seed(seed, "bootstrap", name))
-        m.update(rmse_ci_low=lo, rmse_ci_high=hi)
+    stats = user_stats.rating_stats(split.test.users, y, out, ids)
+    if n_boot and len(stats["users"]) > 1:
+        # users are the resampled unit, as in every pooled figure of the claims
+        ci = user_stats.user_bootstrap([stats], "rmse", n_resamples=n_boot,
+                                       seed=seeding.int_seed(seed, "bootstrap", name))
+        m.update(rmse_ci_low=ci.ci_low, rmse_ci_high=ci.ci_high)
     m["n_test"] = len(y)
-    return m
+    return m, stats if len(stats["users"]) <= user_stats.MAX_USERS else None
 
 
 def artifacts(model: Any) -> dict[str, Any]:

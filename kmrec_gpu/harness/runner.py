@@ -14,11 +14,12 @@ import contextlib
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.markup import escape
 
 from kmrec_gpu.backends import Backend, get_backend
@@ -30,7 +31,7 @@ from kmrec_gpu.harness.spec import CellSpec
 from kmrec_gpu.ratings import Ratings
 from kmrec_gpu.results import ResultWriter, make_row, read_rows
 from kmrec_gpu.splits import TTSplit, make_split
-from kmrec_gpu.timing import Timing
+from kmrec_gpu.timing import Timing, timed_budget
 
 
 @dataclass
@@ -43,34 +44,6 @@ class CellResult:
     timings: dict[str, Timing] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     backend: dict[str, Any] | None = None
-
-
-def timed_budget(fn: Callable[[], Any], *, warmup: int, repeats: int, budget_s: float | None,
-                 sync: Callable[[], None]) -> tuple[Any, Timing]:
-    """Warm-up and repeats, device synchronised around every clock read; a first run
-    longer than ``budget_s`` becomes the only, timed, run (large cells run once)."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
-
-    def one() -> tuple[Any, float]:
-        sync()
-        t0 = time.perf_counter()
-        out = fn()
-        sync()
-        return out, time.perf_counter() - t0
-
-    out, first = one()
-    if budget_s is not None and first > budget_s:
-        return out, Timing((first,), 0)
-    times = [] if warmup else [first]
-    for _ in range(max(warmup - 1, 0)):
-        out = None  # drop the previous result: the peak is one fit's, not two
-        out, _ = one()
-    while len(times) < repeats:
-        out = None
-        out, t = one()
-        times.append(t)
-    return out, Timing(tuple(times), warmup)
 
 
 @contextlib.contextmanager
@@ -148,6 +121,10 @@ class Harness:
     def write_row(self, spec: CellSpec, be: dict, phase: str, *, dataset: dict, split: dict | None,
              params: dict | None = None, **kw: Any) -> dict:
         extra = {"harness": spec.harness_extra(), **kw.pop("extra", {})}
+        if spec.model.get("protocol"):
+            # not a held-out figure (as published, a leak, a test-selected setting): the
+            # tag keeps it out of every held-out line of the report
+            extra["protocol"] = spec.model["protocol"]
         if self.threads is not None:
             extra["threads"] = self.threads
         row = make_row(run_id=self.writer.run_id, dataset=dataset, split=split, seed=spec.seed,
@@ -164,18 +141,17 @@ class Harness:
         d = spec.dataset
         key = (d["name"], d.get("path"), spec.seed if d.get("kind") == "synthetic" else None)
         if self._data is None or self._data[0] != key:
-            from kmrec_gpu.data import load
-
             self._data, self._splits = None, {}  # free the previous data before loading
             with PeakMemory() as pm:
                 t0 = time.perf_counter()
-                r = load(d["name"], d.get("path"), seed=spec.seed,
-                         progress=self.show_progress)
+                r = load_dataset(d, spec.seed, progress=self.show_progress)
                 load_s = time.perf_counter() - t0
-            desc = {"name": r.name, "sha256": r.source.sha256 if r.source else None,
+            desc = {"name": d["name"] if d.get("target") else r.name,
+                    "sha256": r.source.sha256 if r.source else None,
                     "n_ratings": len(r), "source": r.source.path if r.source else None,
                     "n_users": r.n_rated_users, "n_items": r.n_rated_items,
-                    **({"generator": r.meta} if r.source is None else {})}
+                    **({"generator": r.meta} if r.source is None else {}),
+                    **({"target": d["target"]} if d.get("target") else {})}
             self.write_row(spec, be, "load", dataset=desc, split=None, params={},
                       wall_time={"median_s": load_s, "repeats": 1, "warmup": 0},
                       peak_memory=pm.as_dict(),
@@ -282,14 +258,16 @@ class Harness:
                   else repr(v) for k, v in params.items()}
         common = dict(dataset=desc, split=ssum, params=params)
         facts = evaluate.model_facts(model)
-        fit_phase = "end-to-end" if task == "pipeline" else "fit"
+        fit_phase = "end-to-end" if task in ("pipeline", "probe") else "fit"
         rows = [self.write_row(spec, be, fit_phase, **common, wall_time=t_fit.as_dict(),
                           throughput={"value": ssum["n_train"] / t_fit.median_s,
                                       "unit": "ratings/s"},
                           peak_memory=pm_fit.as_dict(), extra={"facts": facts})]
         timings = {"fit": t_fit}
         k = int(spec.eval["k"])
-        if task == "pipeline":
+        if task == "probe":
+            out = None
+        elif task == "pipeline":
             out = model.predictions_
         else:
             with self._spinner(f"predict {escape(spec.label)}"), PeakMemory(backend) as pm_pred:
@@ -303,13 +281,18 @@ class Harness:
                                   peak_memory=pm_pred.as_dict()))
             timings["predict"] = t_pred
         arts = evaluate.artifacts(model)
-        metrics = evaluate.score(task, out, tt, seed=spec.seed, name=m["name"],
-                                 n_boot=int(spec.eval["n_boot"]), k=k,
-                                 threshold=float(spec.eval["threshold"]))
+        if task == "probe":
+            metrics, per_user = dict(model.metrics_), None
+            extra = {"facts": facts, "details": model.details_}
+        else:
+            metrics, per_user = evaluate.score(task, out, tt, seed=spec.seed, name=m["name"],
+                                               n_boot=int(spec.eval["n_boot"]), k=k,
+                                               threshold=float(spec.eval["threshold"]))
+            extra = {"facts": facts, **({"per_user": per_user} if per_user else {})}
         if "inertia" in arts:
             metrics["inertia"] = arts["inertia"]
         rows.append(self.write_row(spec, be, "evaluate", **common, metrics=metrics,
-                              extra={"facts": facts}))
+                                   extra=extra))
         self._finished().add((spec.key, rows[-1]["git_revision"]))
         self.console.print(f"[green]ok[/] {escape(spec.label)}: "
                            + escape(summary_line(task, metrics, t_fit)))
@@ -332,7 +315,8 @@ class Harness:
 def summary_line(task: str, metrics: dict, t_fit: Timing) -> str:
     head = (f"RMSE {metrics['rmse']:.4f}" if "rmse" in metrics else
             ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("ndcg@")
-                      or k.startswith("precision@")))
+                      or k.startswith("precision@"))
+            or ", ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:4]))
     return f"{head}; fit median {t_fit.median_s:.3g} s ({len(t_fit.times_s)} timed)"
 
 
@@ -371,9 +355,30 @@ def over_limit(limits: dict, r: Ratings) -> str | None:
     return None
 
 
+def load_dataset(d: dict, seed: int, *, progress: bool = False) -> Ratings:
+    """The ratings a dataset config names: the registry entry ``registry`` (default: its
+    name), with the training target ``target`` where one is given (``adjusted``: seed 000's
+    tag-adjusted rating)."""
+    from kmrec_gpu.data import load
+
+    r = load(d.get("registry") or d["name"], d.get("path"), seed=seed, progress=progress)
+    target = d.get("target")
+    if target in (None, "rating"):
+        return r
+    if target == "adjusted":
+        from kmrec_gpu.neural.adjusted import adjusted_target
+
+        return adjusted_target(r)
+    raise KmrecError(f"dataset {d['name']}: target {target!r}; expected rating or adjusted")
+
+
 def make_cell_split(r: Ratings, split: dict, seed: int) -> TTSplit:
-    """The split a config names, including the two documents' own fixed splits."""
+    """The split a config names, including the two documents' own fixed splits, and
+    ``all`` (every rating in train, none in test: the protocols that are no held-out
+    evaluation, such as a cluster count on the whole file)."""
     method, params = split["method"], dict(split.get("params") or {})
+    if method == "all":
+        return TTSplit(r, r.subset(np.zeros(len(r), dtype=bool)), "all", {})
     if method == "seed000_published":
         from kmrec_gpu.neural.seed000 import published_split
 

@@ -18,7 +18,7 @@ from typing import Any
 from kmrec_gpu.errors import KmrecError
 
 GROUPS = ("dataset", "model", "backend", "split", "kernels", "sweep")
-TASKS = ("rating", "topk", "pipeline")
+TASKS = ("rating", "topk", "pipeline", "probe")
 
 
 class ConfigError(KmrecError, ValueError):

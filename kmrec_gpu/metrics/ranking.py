@@ -132,6 +132,14 @@ def ranking_metrics(recommendations: np.ndarray, users: np.ndarray, test: Rating
                                               threshold=threshold)
     if catalog_size is None:
         catalog_size = train.n_rated_items if train is not None else test.n_items
+    return ranking_summary(per_user, scored_users, recommendations, users, k=k,
+                           catalog_size=catalog_size)
+
+
+def ranking_summary(per_user: dict[str, np.ndarray], scored_users: np.ndarray,
+                    recommendations: np.ndarray, users: np.ndarray, *, k: int,
+                    catalog_size: int) -> dict[str, float]:
+    """The figures of :func:`ranking_metrics` from per-user values already computed."""
     rec = np.asarray(recommendations)[:, :k]
     rec_rows = np.isin(np.asarray(users), scored_users)
     rec_items = np.unique(rec[rec_rows][rec[rec_rows] >= 0])
