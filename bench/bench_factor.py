@@ -53,13 +53,10 @@ import sys
 import threading
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 OUT_DIR = ROOT / "results" / "bench"
 DEFAULT_OUT = OUT_DIR / "factor.jsonl"
 DEFAULT_MD = OUT_DIR / "factor.md"
@@ -184,7 +181,9 @@ def _clean(x: Any) -> Any:
 
 
 class Recorder:
-    """Builds schema-checked rows (make_row) and appends each to the JSONL at once."""
+    """Builds schema-checked rows (make_row) and appends each to the JSONL at once
+    (kmrec_gpu.results.append_row: the earlier lines kept, the file replaced through a
+    temporary file and a rename, so no reader sees half a line)."""
 
     def __init__(self, out: Path, env: dict[str, Any]) -> None:
         from kmrec_gpu.results import new_run_id
@@ -192,13 +191,12 @@ class Recorder:
         self.out, self.env = out, env
         self.run_id = new_run_id()
         self.rows: list[dict[str, Any]] = []
-        out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, *, dataset: dict, split: dict | None, model: dict, backend: dict,
               metrics: dict | None, wall_time: dict | None, status: str = "ok",
               reason: str | None = None, peak_memory: dict | None = None,
               throughput: dict | None = None, extra: dict) -> dict[str, Any]:
-        from kmrec_gpu.results import make_row
+        from kmrec_gpu.results import append_row, make_row
 
         opt: dict[str, Any] = {"command": self.env["command"],
                                "extra": _clean({"bench": "factor", **extra,
@@ -215,8 +213,7 @@ class Recorder:
                        phase="fit", metrics={k: v for k, v in (metrics or {}).items()
                                              if v is not None and math.isfinite(v)},
                        wall_time=_clean(wall_time), status=status, **opt)
-        with self.out.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
+        append_row(self.out, row)
         self.rows.append(row)
         return row
 
@@ -455,6 +452,7 @@ def cell(spec: dict[str, Any]) -> dict[str, Any]:
 
     from kmrec_gpu.backends import get_backend
     from kmrec_gpu.factor import fill_matrix
+    from kmrec_gpu.timing import timed
 
     global T0
     T0 = spec.get("t0", T0)
@@ -465,22 +463,23 @@ def cell(spec: dict[str, Any]) -> dict[str, Any]:
     cfg = {**SCALING_CFG, **spec["cfg"]}
     algo = spec["algo"]
     log(f"    cell {spec['dataset']} {algo} {spec['library']}: loading")
-    t = time.perf_counter()
-    r = load_ratings(spec["dataset"], spec["seed"])
-    load_s = time.perf_counter() - t
+    r, t_load = timed(lambda: load_ratings(spec["dataset"], spec["seed"]), repeats=1,
+                      warmup=0)
+    load_s = t_load.times_s[0]
     load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     # warm-up on a tiny input: imports, first touches of each library, outside the clock
     small = load_ratings("synthetic-small", spec["seed"])
     fit_once(make_model(algo, "scalable", spec["library"], spec["backend"], cfg), small,
              be.synchronize)
+
     # fixed setup cost (fill + moving the sparse residual to the backend), for per-iteration
-    t = time.perf_counter()
-    filled = fill_matrix(r)
-    be.sparse.from_scipy(filled.residual())
-    be.synchronize()
-    setup_s = time.perf_counter() - t
-    rows_, cols_ = filled.shape
-    del filled
+    def setup() -> tuple[int, int]:
+        filled = fill_matrix(r)
+        be.sparse.from_scipy(filled.residual())
+        return filled.shape
+
+    (rows_, cols_), t_setup = timed(setup, repeats=1, warmup=0, sync=be.synchronize)
+    setup_s = t_setup.times_s[0]
     reset_ok = reset_peak()
     baseline = _status_bytes("VmRSS")
     times, powers, n_iters, m = [], [], [], None
@@ -543,6 +542,7 @@ def run_cell(spec: dict[str, Any], timeout: float) -> tuple[dict | None, str | N
 
 def part_scaling(rec: Recorder, args: argparse.Namespace) -> list[dict[str, Any]]:
     from kmrec_gpu.backends import BackendUnavailable, get_backend
+    from kmrec_gpu.timing import Timing, timed
 
     rows = []
     datasets = args.scaling_datasets or (["synthetic-small", "ml-100k"] if args.quick
@@ -579,9 +579,9 @@ def part_scaling(rec: Recorder, args: argparse.Namespace) -> list[dict[str, Any]
                 "t0": T0}
         log(f"scaling cell {i}/{len(cells)}: {name} {ALGO_NAMES[algo]} {LIB_LABEL.get(lib, lib)}"
             f" ({reps} repeat{'s' if reps > 1 else ''})")
-        t = time.perf_counter()
-        res, why = run_cell(spec, args.cell_timeout)
-        wall = time.perf_counter() - t
+        (res, why), t_cell = timed(lambda: run_cell(spec, args.cell_timeout), repeats=1,
+                                   warmup=0)
+        wall = t_cell.times_s[0]
         params = {"algo": algo, **cfg}
         if res is None:
             log(f"  FAILED: {why}")
@@ -593,8 +593,6 @@ def part_scaling(rec: Recorder, args: argparse.Namespace) -> list[dict[str, Any]
                                   extra={"part": "scaling", "algo": algo, "library": lib,
                                          "cell_wall_s": wall, "threads": args.threads}))
             continue
-        from kmrec_gpu.timing import Timing
-
         tm = Timing(tuple(res["times_s"]), 1)
         med = tm.median_s
         # iterations of the median fit's kind: every repeat runs the same fixed counts,

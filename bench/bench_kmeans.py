@@ -1,5 +1,5 @@
 """K-means engine benchmark: per-iteration time against scikit-learn, assignment-step
-bandwidth against this machine's memory copy, and fit-time scaling. Appends JSON lines.
+bandwidth against this machine's memory copy, and fit-time scaling. Appends result rows.
 
     python bench/bench_kmeans.py                 # all three parts (~15 min on 2 cores)
     python bench/bench_kmeans.py --parts iter    # one part: iter, bandwidth, scaling
@@ -7,9 +7,13 @@ bandwidth against this machine's memory copy, and fit-time scaling. Appends JSON
 
 Peers are timed in the same process and the same run, interleaved (A B C D A B C D ...),
 so that a slow spell from other processes on the machine hits every peer alike and the
-ratios hold even when the absolute times wander. Medians are reported; min and max and
-every repeat's time go into the JSONL record (results/bench/kmeans.jsonl, append-only;
-results/bench/kmeans.md is a rendered view of this run, replaced atomically).
+ratios hold even when the absolute times wander. Every call is timed by
+kmrec_gpu.timing; medians are reported, and min and max and every repeat's time go into
+the record: one schema-checked result row per measurement (kmrec_gpu.results.make_row;
+the measurement's own fields under extra, with extra.bench = "kmeans") appended to
+results/bench/kmeans.jsonl (append-only; its first lines are this benchmark's records
+from before the row schema, still read by the report). results/bench/kmeans.md is a
+rendered view of this run, replaced atomically.
 
 Per-iteration time is ``(fit(max_iter=M+1) - fit(max_iter=1)) / M`` from the same initial
 centres with ``tol=0``; both fits' fixed costs (validation, initial and final
@@ -21,7 +25,6 @@ smaller M (their iterations are 10-100x longer), recorded in each row.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -30,15 +33,12 @@ import statistics
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 OUT_DIR = ROOT / "results" / "bench"
 DEFAULT_OUT = OUT_DIR / "kmeans.jsonl"
 DEFAULT_MD = OUT_DIR / "kmeans.md"
@@ -57,11 +57,13 @@ def environment(seed: int) -> dict[str, Any]:
     from kmrec_gpu.environment import git_revision, library_versions
 
     versions = dict(library_versions())
+    extra_versions = {}
     for lib in ("numba", "threadpoolctl"):
         try:
-            versions[lib] = importlib.metadata.version(lib)
+            extra_versions[lib] = importlib.metadata.version(lib)
         except importlib.metadata.PackageNotFoundError:
             pass
+    versions.update(extra_versions)
     try:
         import numba
 
@@ -76,10 +78,11 @@ def environment(seed: int) -> dict[str, Any]:
         torch_threads = None
     from threadpoolctl import threadpool_info
 
+    cpu = get_backend("cpu").describe()
     return {
         "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
         "seed": seed,
-        "device": {"kind": "cpu", "name": get_backend("cpu").describe()["device_name"],
+        "device": {"kind": "cpu", "name": cpu["device_name"],
                    "machine": platform.machine(), "cpu_count": os.cpu_count(),
                    "threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count(),
@@ -89,42 +92,88 @@ def environment(seed: int) -> dict[str, Any]:
                    "loadavg_at_start": os.getloadavg()},
         "git": git_revision(),
         "versions": versions,
+        "extra_versions": extra_versions,  # libraries the rows' own versions do not list
+        "backends": {"numpy": cpu},
     }
 
 
-class Recorder:
-    def __init__(self, out: Path, env: dict[str, Any]) -> None:
-        self.out = out
-        self.env = env
-        self.rows: list[dict[str, Any]] = []
-        out.parent.mkdir(parents=True, exist_ok=True)
+def backend_of(env: dict[str, Any], library: str = "numpy") -> dict[str, Any]:
+    """The row's backend: the CPU through NumPy (ours, scikit-learn, the kernels) or torch."""
+    if library not in env["backends"]:
+        from kmrec_gpu.backends import get_backend
 
-    def write(self, row: dict[str, Any]) -> dict[str, Any]:
-        full = {"bench": "kmeans", "time": datetime.now(timezone.utc).isoformat(), **row,
-                **self.env, "loadavg": os.getloadavg()}
-        with self.out.open("a") as f:
-            f.write(json.dumps(full, default=_jsonable) + "\n")
-        self.rows.append(full)
-        return full
+        env["backends"][library] = get_backend("cpu", library=library).describe()
+    return env["backends"][library]
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
+def _clean(x: Any) -> Any:
+    """JSON-safe: NumPy scalars/arrays and tuples to Python, NaN/inf to None (the rows
+    forbid NaN)."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return _clean(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if x is None or isinstance(x, (str, int, float, bool)):
+        return x
     return str(x)
 
 
-def stats(times: list[float]) -> dict[str, Any]:
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "repeats": len(times), "times_s": list(times)}
+class Recorder:
+    """One result row (kmrec_gpu.results.make_row) per measurement, appended to the JSONL
+    as soon as it is taken (kmrec_gpu.results.append_row). The measurement's own fields
+    (part, case, peer, timings, ratios ...) go under the row's ``extra``; :meth:`write`
+    returns them, as the rendered view and the report read them."""
+
+    def __init__(self, out: Path, env: dict[str, Any]) -> None:
+        from kmrec_gpu.results import new_run_id
+
+        self.out = out
+        self.env = env
+        self.run_id = new_run_id()
+        self.rows: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any], *, dataset: dict[str, Any],
+              model: dict[str, Any], backend: dict[str, Any],
+              wall_time: dict[str, Any] | None, metrics: dict[str, Any] | None = None,
+              status: str = "ok", reason: str | None = None) -> dict[str, Any]:
+        from kmrec_gpu.results import append_row, make_row
+
+        record = {"bench": "kmeans", **record}
+        extra = _clean({**record, "device": self.env["device"],
+                        "versions_extra": self.env["extra_versions"],
+                        "loadavg": os.getloadavg()})
+        metrics = {k: v for k, v in _clean(metrics or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        row = make_row(run_id=self.run_id, dataset=_clean(dataset), split=None,
+                       seed=self.env["seed"], model=_clean(model), backend=_clean(backend),
+                       phase="fit", metrics=metrics, wall_time=_clean(wall_time),
+                       status=status, command=self.env["command"], extra=extra,
+                       **({"reason": reason} if reason is not None else {}))
+        append_row(self.out, row)
+        self.rows.append(row)
+        return record
+
+
+def stats(times: list[float], warmup: int) -> dict[str, Any]:
+    """median, min, max, repeats, warm-up and every time (kmrec_gpu.timing.Timing)."""
+    from kmrec_gpu.timing import Timing
+
+    return Timing(tuple(times), warmup).as_dict()
 
 
 def clock(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
+    """One timed call (kmrec_gpu.timing.timed, no warm-up: the callers warm up and
+    interleave the peers themselves); (seconds, result)."""
+    from kmrec_gpu.timing import timed
+
+    out, t = timed(fn, repeats=1, warmup=0)
+    return t.times_s[0], out
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -140,6 +189,13 @@ def dense_blobs(n: int, d: int, dtype: str, seed: int, n_centres: int = 16) -> n
     return np.ascontiguousarray(x, dtype=dtype)
 
 
+def blobs_dataset(n: int, d: int, dtype: str, seed: int, n_centres: int = 16) -> dict[str, Any]:
+    """The row's dataset for :func:`dense_blobs` (generated: no file, no checksum)."""
+    return {"name": "dense-blobs", "sha256": None, "shape": [n, d], "dtype": dtype,
+            "generator": {"kind": "gaussian blobs", "n_centres": n_centres, "spread": 3.0,
+                          "seed": [seed, n, d]}}
+
+
 def initial_centres(X: Any, k: int, seed: int) -> np.ndarray:
     """``k`` distinct rows of ``X``, drawn with ``seed``: the same start for every peer."""
     rng = np.random.default_rng([seed, k, X.shape[0]])
@@ -153,14 +209,20 @@ _LIKED: dict[tuple[str, int], Any] = {}
 
 
 def liked(name: str, seed: int):
-    """users × items 0/1 CSR (float32) of ratings >= 4.0, as the seed-002 recommender."""
+    """users × items 0/1 CSR (float32) of ratings >= 4.0, as the seed-002 recommender;
+    (matrix, number of ratings, the row's dataset)."""
     key = (name, seed)
     if key not in _LIKED:
         from kmrec_gpu.data import load
         from kmrec_gpu.models.liked_clusters import liked_matrix
 
         r = load(name, seed=seed) if name.startswith("synthetic") else load(name)
-        _LIKED[key] = (liked_matrix(r, 4.0), len(r))
+        X = liked_matrix(r, 4.0)
+        desc = {"name": name, "sha256": r.source.sha256 if r.source else None,
+                "n_ratings": len(r), "shape": list(X.shape), "nnz": int(X.nnz),
+                "transform": "ratings >= 4.0 as a binary users x items CSR",
+                **({"generator": r.meta} if r.source is None else {})}
+        _LIKED[key] = (X, len(r), desc)
         del r
     return _LIKED[key]
 
@@ -184,6 +246,14 @@ def genre_shares(n_users: int, seed: int, n_genres: int = 19, n_segments: int = 
         g /= g.sum(axis=1, keepdims=True)
         out[s:s + m] = g
     return out
+
+
+def shares_dataset(n_users: int, seed: int, n_genres: int = 19, n_segments: int = 8,
+                   concentration: float = 20.0) -> dict[str, Any]:
+    """The row's dataset for :func:`genre_shares`."""
+    return {"name": "genre-shares", "sha256": None, "shape": [n_users, n_genres],
+            "generator": {"kind": "dirichlet segments", "n_segments": n_segments,
+                          "concentration": concentration, "seed": seed}}
 
 
 # -- part 1: per-iteration time against scikit-learn ----------------------------------------------
@@ -211,14 +281,28 @@ def peers(k: int, C: np.ndarray, with_off: bool, with_torch: bool) -> dict[str, 
 SLOW = ("ours kernels=off", "ours torch-cpu")
 
 
-def per_iteration(rec: Recorder, progress, case: dict[str, Any], X: Any, k: int, M: int,
-                  M_slow: int, repeats: int, seed: int, with_off: bool, with_torch: bool,
-                  skipped: dict[str, str], warm_in: bool) -> list[dict[str, Any]]:
+def peer_model(name: str, k: int, iterations: int) -> tuple[dict[str, Any], str]:
+    """(the row's model, its backend library) for a peer of :func:`peers`."""
+    params = {"n_clusters": k, "init": "k seeded rows (the same for every peer)",
+              "n_init": 1, "tol": 0.0, "max_iter": [1, iterations + 1]}
+    if name == "sklearn":
+        return {"name": "sklearn KMeans", "params": {**params, "algorithm": "lloyd"}}, "numpy"
+    library = "torch" if name == "ours torch-cpu" else "numpy"
+    kernels = "off" if name == "ours kernels=off" else "auto"
+    return ({"name": "KMeans", "params": {**params, "kernels": kernels, "library": library}},
+            library)
+
+
+def per_iteration(rec: Recorder, progress, case: dict[str, Any], dataset: dict[str, Any],
+                  X: Any, k: int, M: int, M_slow: int, repeats: int, seed: int,
+                  with_off: bool, with_torch: bool, skipped: dict[str, str],
+                  warm_in: bool) -> list[dict[str, Any]]:
     """``M`` iterations for ours (numba) and sklearn, ``M_slow`` for the composed paths
     (kernels=off, torch) whose iterations are 10-100x longer. With ``warm_in`` every peer
     runs one untimed ``fit(max_iter=1)`` before its timed pair in each round: the first fit
     after switching thread pools (numba/OpenMP, torch, OpenBLAS) pays a switch-in cost that
-    would otherwise land on the ``fit(1)`` side and bias the difference."""
+    would otherwise land on the ``fit(1)`` side and bias the difference. Each peer's
+one untimed ``fit(max_iter=1)`` before the rounds is the recorded warm-up."""
     C = initial_centres(X, k, seed)
     ps = peers(k, C, with_off, with_torch)
     Ms = {n: (M_slow if n in SLOW else M) for n in ps}
@@ -266,8 +350,8 @@ def per_iteration(rec: Recorder, progress, case: dict[str, Any], X: Any, k: int,
             "assign_path": getattr(m, "assign_path_", "sklearn-cython"),
             "iterations": Ms[name], "max_iter_pair": [1, Ms[name] + 1],
             "n_iter_seen": sorted(iters[name]), "n_iter_ok": n_iter_ok, "warm_in": warm_in,
-            "per_iter": stats(per[name]),
-            "fit_1": stats(t1[name]), "fit_m1": stats(tm[name]),
+            "per_iter": stats(per[name], 1),
+            "fit_1": stats(t1[name], 1), "fit_m1": stats(tm[name], 1),
             "ratio_to_sklearn": statistics.median(per[name]) / sk_med,
             # ratio of medians; the per-round ratios show how steady it was
             "ratio_per_round": [a / b for a, b in zip(per[name], per["sklearn"])],
@@ -277,10 +361,21 @@ def per_iteration(rec: Recorder, progress, case: dict[str, Any], X: Any, k: int,
             "inertia_rel_diff_vs_sklearn": float((m.inertia_ - ref.inertia_) /
                                                  ref.inertia_),
         }
-        rows.append(rec.write(row))
+        model, library = peer_model(name, k, Ms[name])
+        rows.append(rec.write(
+            row, dataset=dataset, model=model, backend=backend_of(rec.env, library),
+            wall_time=row["per_iter"],
+            metrics={"per_iter_median_s": row["per_iter"]["median_s"],
+                     **{key: row[key] for key in (
+                         "ratio_to_sklearn", "labels_agree_with_sklearn", "inertia",
+                         "inertia_rel_diff_vs_sklearn")}}))
     for name, why in skipped.items():
+        model, library = peer_model(name, k, M_slow)
         rows.append(rec.write({"part": "iter", **case, "k": k, "peer": name,
-                               "skipped": why, "iterations": M_slow}))
+                               "skipped": why, "iterations": M_slow},
+                              dataset=dataset, model=model,
+                              backend=backend_of(rec.env, library), wall_time=None,
+                              status="skipped", reason=why))
     return rows
 
 
@@ -295,12 +390,13 @@ def part_iter(rec: Recorder, progress, args) -> list[dict[str, Any]]:
             X = dense_blobs(n, d, dtype, args.seed)
             case = {"case": f"dense {n:,}x{d} {dtype}", "input": "dense blobs",
                     "dtype": dtype, "shape": [n, d]}
-            rows += per_iteration(rec, progress, case, X, 16, M, Ms, args.repeats,
+            rows += per_iteration(rec, progress, case, blobs_dataset(n, d, dtype, args.seed),
+                                  X, 16, M, Ms, args.repeats,
                                   args.seed, with_off=True, with_torch=True, skipped={},
                                   warm_in=True)
             del X
     name = "synthetic-1m" if q else "synthetic-ml-25m"
-    X, n_ratings = liked(name, args.seed)
+    X, n_ratings, dataset = liked(name, args.seed)
     case = {"case": f"liked {name}", "input": f"{name} ratings>=4.0, binary CSR",
             "dtype": str(X.dtype), "shape": list(X.shape), "nnz": int(X.nnz),
             "n_ratings": n_ratings}
@@ -309,7 +405,8 @@ def part_iter(rec: Recorder, progress, args) -> list[dict[str, Any]]:
         skipped["ours torch-cpu"] = ("skipped: torch sparse CSR path measured at ~11 s an "
                                      "iteration on this input (pass --torch-sparse to run it)")
     # no warm-in here: every fit of ours carries a ~10 s fixed cost on this input
-    rows += per_iteration(rec, progress, case, X, 15, 3 if q else args.sparse_iterations,
+    rows += per_iteration(rec, progress, case, dataset, X, 15,
+                          3 if q else args.sparse_iterations,
                           Ms, args.repeats, args.seed, with_off=True,
                           with_torch=args.torch_sparse or q, skipped=skipped, warm_in=False)
     return rows
@@ -356,13 +453,17 @@ def part_bandwidth(rec: Recorder, progress, args) -> list[dict[str, Any]]:
         "sum_read_GBps": nbytes / statistics.median(sum_t) / 1e9,
         "parallel_sum_read_GBps": nbytes / statistics.median(psum_t) / 1e9,
     }
-    rows.append(rec.write({"part": "bandwidth", "case": "memory reference",
-                           "dtype": "float64", "shape": [src.size], "bytes": nbytes,
-                           "copy": stats(copy_t), "sum": stats(sum_t),
-                           "parallel_sum": stats(psum_t), **ref,
-                           "how": "np.copyto (1 thread; read+write = 2 x bytes), "
-                                  "ndarray.sum (1 thread, read), numba prange sum "
-                                  "(all threads, read)"}))
+    how = ("np.copyto (1 thread; read+write = 2 x bytes), ndarray.sum (1 thread, read), "
+           "numba prange sum (all threads, read)")
+    record = {"part": "bandwidth", "case": "memory reference", "dtype": "float64",
+              "shape": [src.size], "bytes": nbytes,
+              # one untimed copy before the rounds; the numba sum compiled on a slice
+              "copy": stats(copy_t, 1), "sum": stats(sum_t, 0),
+              "parallel_sum": stats(psum_t, 0), **ref, "how": how}
+    rows.append(rec.write(record, dataset={"name": "ones", "sha256": None, "dtype": "float64",
+                                           "shape": [src.size], "bytes": nbytes},
+                          model={"name": "memory reference", "params": {"how": how}},
+                          backend=backend_of(rec.env), wall_time=record["copy"], metrics=ref))
     del src
     copy_read = max(ref["sum_read_GBps"], ref["parallel_sum_read_GBps"])
     shapes = [(1_000_000, 20), (200_000, 64), (10_000_000, 20)]
@@ -381,11 +482,18 @@ def part_bandwidth(rec: Recorder, progress, args) -> list[dict[str, Any]]:
                 row = {"part": "bandwidth", "case": f"assign_dense {n:,}x{d} {dtype}",
                        "dtype": dtype, "shape": [n, d], "k": 16, "update": update,
                        "bytes": X.nbytes, "fits_in_l3": X.nbytes < 480 * 2**20,
-                       "time": stats(t), "read_GBps": gbps,
+                       "time": stats(t, 1), "read_GBps": gbps,
                        "fraction_of_copy_rw": gbps / ref["copy_rw_GBps"],
                        "fraction_of_read": gbps / copy_read,
                        "goal_half_of_copy_met": gbps >= 0.5 * ref["copy_rw_GBps"]}
-                rows.append(rec.write(row))
+                rows.append(rec.write(
+                    row, dataset=blobs_dataset(n, d, dtype, args.seed),
+                    model={"name": "kernels.cpu_kmeans.assign_dense",
+                           "params": {"k": 16, "update": update,
+                                      "centres": "16 seeded rows of X"}},
+                    backend=backend_of(rec.env), wall_time=row["time"],
+                    metrics={key: row[key] for key in ("read_GBps", "fraction_of_copy_rw",
+                                                       "fraction_of_read")}))
             del X, sq
     return rows
 
@@ -393,7 +501,14 @@ def part_bandwidth(rec: Recorder, progress, args) -> list[dict[str, Any]]:
 # -- part 3: scaling -------------------------------------------------------------------------
 
 
+def scaling_model(k: int, iters: int, seed: int) -> dict[str, Any]:
+    return {"name": "KMeans", "params": {"n_clusters": k, "init": "k-means++", "n_init": 1,
+                                         "max_iter": iters, "tol": 0.0, "random_state": seed}}
+
+
 def _fit_times(X: Any, k: int, iters: int, repeats: int, seed: int) -> tuple[list[float], Any]:
+    """``repeats`` timed fits, after one untimed fit on the first 2,000 rows (the warm-up:
+    numba compiles there)."""
     from kmrec_gpu.cluster import KMeans
 
     def make():
@@ -426,24 +541,32 @@ def part_scaling(rec: Recorder, progress, args) -> list[dict[str, Any]]:
         X = genre_shares(n, args.seed)
         reps = 1 if n >= 10_000_000 else args.repeats
         t, m = _fit_times(X, 15, iters, reps, args.seed)
-        rows.append(rec.write({"part": "scaling", "curve": "genre profiles",
-                               "case": f"genre shares {n:,}x19", "dtype": "float64",
-                               "shape": list(X.shape), "k": 15, "x": n, "x_name": "users",
-                               "iterations": iters, "n_iter": int(m.n_iter_),
-                               "assign_path": m.assign_path_, "fit": stats(t)}))
+        record = {"part": "scaling", "curve": "genre profiles",
+                  "case": f"genre shares {n:,}x19", "dtype": "float64",
+                  "shape": list(X.shape), "k": 15, "x": n, "x_name": "users",
+                  "iterations": iters, "n_iter": int(m.n_iter_),
+                  "assign_path": m.assign_path_, "fit": stats(t, 1)}
+        rows.append(rec.write(record, dataset=shares_dataset(n, args.seed),
+                              model=scaling_model(15, iters, args.seed),
+                              backend=backend_of(rec.env), wall_time=record["fit"],
+                              metrics={"n_iter": record["n_iter"]}))
         del X
         progress.advance(task)
     _LIKED.clear() if args.quick else None
     for name in ratings:
-        X, n_ratings = liked(name, args.seed)
+        X, n_ratings, dataset = liked(name, args.seed)
         reps = args.repeats
         t, m = _fit_times(X, 15, iters, reps, args.seed)
-        rows.append(rec.write({"part": "scaling", "curve": "liked matrix",
-                               "case": f"liked {name}", "dtype": str(X.dtype),
-                               "shape": list(X.shape), "nnz": int(X.nnz), "k": 15,
-                               "x": n_ratings, "x_name": "ratings", "iterations": iters,
-                               "n_iter": int(m.n_iter_), "assign_path": m.assign_path_,
-                               "fit": stats(t)}))
+        record = {"part": "scaling", "curve": "liked matrix",
+                  "case": f"liked {name}", "dtype": str(X.dtype),
+                  "shape": list(X.shape), "nnz": int(X.nnz), "k": 15,
+                  "x": n_ratings, "x_name": "ratings", "iterations": iters,
+                  "n_iter": int(m.n_iter_), "assign_path": m.assign_path_,
+                  "fit": stats(t, 1)}
+        rows.append(rec.write(record, dataset=dataset,
+                              model=scaling_model(15, iters, args.seed),
+                              backend=backend_of(rec.env), wall_time=record["fit"],
+                              metrics={"n_iter": record["n_iter"]}))
         _LIKED.pop((name, args.seed), None)
         progress.advance(task)
     progress.remove_task(task)
@@ -455,7 +578,13 @@ def part_scaling(rec: Recorder, progress, args) -> list[dict[str, Any]]:
         r["slope"] = slopes[r["curve"]]
     rows.append(rec.write({"part": "scaling", "case": "fitted slopes", "slopes": slopes,
                            "iterations": iters, "k": 15,
-                           "how": "least squares of log10(median fit s) on log10(x)"}))
+                           "how": "least squares of log10(median fit s) on log10(x)"},
+                          dataset={"name": "scaling curves", "sha256": None,
+                                   "curves": list(slopes)},
+                          model={"name": "fitted slopes",
+                                 "params": {"k": 15, "iterations": iters}},
+                          backend=backend_of(rec.env), wall_time=None,
+                          metrics={f"slope {curve}": v for curve, v in slopes.items()}))
     plot(rows, slopes, args.png, iters)
     return rows
 

@@ -65,31 +65,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
+
+from kmrec_gpu import seeding
+from kmrec_gpu.backends import cuda_status, get_backend
+from kmrec_gpu.data import load
+from kmrec_gpu.environment import git_revision, library_versions, peak_host_memory_bytes
+from kmrec_gpu.metrics import rmse
+from kmrec_gpu.neural import ESTIMATORS, NeuralRegressor
+from kmrec_gpu.neural.estimators import genre_columns
+from kmrec_gpu.neural.nets import PublishedMLP
+from kmrec_gpu.neural.train import seeded, sync
+from kmrec_gpu.ratings import Ratings
+from kmrec_gpu.results import ResultWriter, make_row, write_atomic
+from kmrec_gpu.splits import TTSplit, holdout
+from kmrec_gpu.timing import Timing, timed
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from kmrec_gpu import seeding  # noqa: E402
-from kmrec_gpu.backends import cuda_status, get_backend  # noqa: E402
-from kmrec_gpu.data import load  # noqa: E402
-from kmrec_gpu.environment import (  # noqa: E402
-    git_revision,
-    library_versions,
-    peak_host_memory_bytes,
-)
-from kmrec_gpu.metrics import rmse  # noqa: E402
-from kmrec_gpu.neural import ESTIMATORS, NeuralRegressor  # noqa: E402
-from kmrec_gpu.neural.estimators import genre_columns  # noqa: E402
-from kmrec_gpu.neural.nets import PublishedMLP  # noqa: E402
-from kmrec_gpu.neural.train import seeded, sync  # noqa: E402
-from kmrec_gpu.ratings import Ratings  # noqa: E402
-from kmrec_gpu.results import ResultWriter, make_row, write_atomic  # noqa: E402
-from kmrec_gpu.splits import TTSplit, holdout  # noqa: E402
-from kmrec_gpu.timing import Timing, timed  # noqa: E402
 
 TRAIN_DATASET = "ml-latest-small"
 PREDICT_DATASET = "ml-100k"
@@ -180,9 +173,17 @@ class DataLoaderPeer:
                 "hidden": [64, 32], "genres": "seed000", "amp": False}
 
     def epoch(self) -> float:
+        """One epoch, timed by kmrec_gpu.timing.timed with the device synchronised before
+        and after it; returns its seconds."""
         dev = self.device
-        sync(dev)
-        t0 = time.perf_counter()
+        loss_value, t = timed(self._epoch, repeats=1, warmup=0, sync=lambda: sync(dev))
+        dt = t.times_s[0]
+        self.epoch_s.append(dt)
+        self.train_loss.append(loss_value)
+        return dt
+
+    def _epoch(self) -> float:
+        dev = self.device
         self.net.train()
         total = torch.zeros((), device=dev)
         for u, g, y in self.loader:
@@ -192,12 +193,7 @@ class DataLoaderPeer:
             loss.backward()
             self.opt.step()
             total += loss.detach() * y.shape[0]
-        loss_value = float(total) / self.n
-        sync(dev)
-        dt = time.perf_counter() - t0
-        self.epoch_s.append(dt)
-        self.train_loss.append(loss_value)
-        return dt
+        return float(total) / self.n
 
 
 # -- cells ----------------------------------------------------------------------------------

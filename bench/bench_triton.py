@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import re
@@ -35,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 DEFAULT_OUT = ROOT / "results" / "kernels"
 CORRECTNESS_TESTS = ("tests/test_kernel_triton_kmeans.py tests/test_kernel_triton_sddmm.py "
                      "tests/test_kernel_dispatch.py")
@@ -271,10 +268,13 @@ def _is_oom(exc: BaseException) -> bool:
 def time_interleaved(ctx: Ctx, fns: dict[str, Callable[[], Any]]
                      ) -> tuple[dict[str, list[float]], dict[str, tuple[str, str]]]:
     """Times of every peer, in rounds of one call each (A B A B ...), after ``warmup``
-    untimed calls each (Triton compiles on the first). A peer that raises during warm-up
-    leaves the rounds: ``(status, reason)`` with status "skipped" for out-of-memory and
-    "failed" for anything else."""
+    untimed calls each (Triton compiles on the first); each call timed by
+    kmrec_gpu.timing.timed with the device synchronised around it. A peer that raises
+    during warm-up leaves the rounds: ``(status, reason)`` with status "skipped" for
+    out-of-memory and "failed" for anything else."""
     import torch
+
+    from kmrec_gpu.timing import timed
 
     dropped: dict[str, tuple[str, str]] = {}
     live = dict(fns)
@@ -294,12 +294,21 @@ def time_interleaved(ctx: Ctx, fns: dict[str, Callable[[], Any]]
     times: dict[str, list[float]] = {name: [] for name in live}
     for _ in range(ctx.repeats):
         for name, fn in live.items():
-            ctx.sync()  # nothing queued from the last peer may land in this one's time
-            t0 = time.perf_counter()
-            fn()
-            ctx.sync()
-            times[name].append(time.perf_counter() - t0)
+            # synchronised before the clock starts (nothing queued from the last peer may
+            # land in this one's time) and before it stops
+            _, t = timed(_dropping(fn), repeats=1, warmup=0, sync=ctx.sync)
+            times[name].append(t.times_s[0])
     return times, dropped
+
+
+def _dropping(fn: Callable[[], Any]) -> Callable[[], None]:
+    """``fn`` with its output freed at once, so no peer's output lives on into the next
+    peer's call (device memory)."""
+
+    def call() -> None:
+        fn()
+
+    return call
 
 
 @contextlib.contextmanager
@@ -674,32 +683,105 @@ def _sddmm_agreement(fns: dict[str, Callable[[], Any]],
 
 
 def out_path(out_dir: Path, stamp: str, device: str) -> Path:
-    """``<stamp>-<device>.json`` in ``out_dir``, or ``-2``, ``-3``, ... when taken:
-    a run never replaces another's file."""
+    """``<stamp>-<device>.jsonl`` in ``out_dir``, or ``-2``, ``-3``, ... when taken:
+    a run never writes into another's file."""
     stem = f"{stamp}-{short_device_name(device)}"
     for i in range(1, 1000):
-        p = out_dir / (f"{stem}.json" if i == 1 else f"{stem}-{i}.json")
+        p = out_dir / (f"{stem}.jsonl" if i == 1 else f"{stem}-{i}.jsonl")
         if not p.exists():
             return p
     raise FileExistsError(f"no free name for {stem} in {out_dir}")
 
 
-class Run:
-    """This run's JSON document, rewritten atomically (through a temporary file and a
-    rename) whenever records are added."""
+# the record's figures that are a row's metrics (numbers; the others stay in its extra)
+METRIC_KEYS = ("gflop_per_s", "gb_per_s", "tflop_per_s", "flop_fraction_of_measured_matmul",
+               "flop_fraction_of_vendor", "bandwidth_fraction_of_measured_copy",
+               "bandwidth_fraction_of_vendor", "speedup_vs_composed",
+               "speedup_vs_sampled_addmm", "max_abs_diff")
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+
+def record_dataset(rec: dict[str, Any]) -> dict[str, Any]:
+    """The generated input of a measurement, as a row's dataset (no file, no checksum)."""
+    shape, kernel = rec["shape"], rec["kernel"]
+    seeds = {k: rec[k] for k in ("case_seed", "pairs_seed") if k in rec}
+    if kernel == "assign":
+        return {"name": "gaussian blobs", "sha256": None, "shape": shape,
+                "dtype": rec["dtype"], "generator": {"kind": "blobs", **seeds}}
+    if kernel == "sddmm":
+        return {"name": "uniform pairs", "sha256": None, "n_ratings": shape["nnz"],
+                "shape": shape, "dtype": rec["dtype"],
+                "generator": {"kind": "distinct uniform pairs and gaussian factors",
+                              **seeds}}
+    return {"name": f"{kernel} roof input", "sha256": None, "shape": shape,
+            "dtype": rec["dtype"], "generator": {"kind": "torch.ones / torch.randn"}}
+
+
+def record_row(rec: dict[str, Any], *, run_id: str, seed: int, backend: dict[str, Any],
+               command: str | None, context: dict[str, Any]) -> dict[str, Any]:
+    """A measurement's result row (kmrec_gpu.results.make_row): its time is the row's
+    wall_time, its rates and ratios the metrics, and the whole record (less the time)
+    its extra, beside the run's context (device, settings, vendor peaks). Phase "fit":
+    both kernels are steps of a fit (Lloyd's assignment; the MF residual and loss), and
+    the roofs are measured for them."""
+    from kmrec_gpu.results import make_row
+
+    params = {k: rec[k] for k in ("dtype", "precision", "update", "biases", "shape")
+              if k in rec}
+    metrics = {k: rec[k] for k in METRIC_KEYS if isinstance(rec.get(k), (int, float))
+               and not isinstance(rec.get(k), bool) and math.isfinite(rec[k])}
+    optional: dict[str, Any] = {}
+    if rec["status"] != "ok":
+        optional["reason"] = rec["reason"]
+    if isinstance(rec.get("gb_per_s"), (int, float)):
+        optional["throughput"] = {"value": rec["gb_per_s"],
+                                  "unit": "GB/s (minimal-traffic model)"
+                                  if rec["kernel"] in ("assign", "sddmm")
+                                  else "GB/s (read + written)"}
+    return make_row(run_id=run_id, dataset=record_dataset(rec), split=None, seed=seed,
+                    model={"name": f"{rec['kernel']} {rec['impl']}", "params": params},
+                    backend=backend, phase="fit", metrics=metrics,
+                    wall_time=rec.get("time"), status=rec["status"], command=command,
+                    extra={"bench": "triton_kernels", "run": context,
+                           **{k: v for k, v in rec.items() if k != "time"}}, **optional)
+
+
+class Run:
+    """This run's records, each appended as a result row (:func:`record_row`) to the run's
+    own new JSON-lines file as soon as its shape is done (kmrec_gpu.results.append_row:
+    through a temporary file and a rename, so no reader sees half a line)."""
+
+    def __init__(self, path: Path, *, seed: int, backend: dict[str, Any],
+                 command: str | None = None, context: dict[str, Any] | None = None) -> None:
+        from kmrec_gpu.results import new_run_id
+
         self.path = path
-        self.doc: dict[str, Any] = {**header, "complete": False, "records": []}
+        self.run_id = new_run_id()
+        self.seed, self.backend, self.command = seed, backend, command
+        self.context = context or {}
+        self.records: list[dict[str, Any]] = []
 
     def add(self, records: list[dict[str, Any]]) -> None:
-        self.doc["records"].extend(records)
-        self.save()
+        from kmrec_gpu.results import append_row
 
-    def save(self) -> None:
-        from kmrec_gpu.results import write_atomic
+        for rec in records:
+            append_row(self.path, record_row(rec, run_id=self.run_id, seed=self.seed,
+                                             backend=self.backend, command=self.command,
+                                             context=self.context))
+            self.records.append(rec)
 
-        write_atomic(self.path, json.dumps(self.doc, indent=1, allow_nan=False) + "\n")
+
+def roof_records(copy: dict[str, Any], matmul: dict[str, dict[str, Any]],
+                 seed: int) -> list[dict[str, Any]]:
+    """The roofs measured at the start of the run, as records (rows) of their own."""
+    out = [{"kernel": "copy", "impl": "torch clone", "shape": {"bytes": copy["bytes"]},
+            "dtype": "float32", "seed": seed, "status": "ok", "warmup": copy["time"]["warmup"],
+            **copy}]
+    for key, m in matmul.items():
+        out.append({"kernel": "matmul", "impl": "torch.matmul", "matmul_key": key,
+                    "shape": {"n": m["size"]}, "dtype": MATMUL_KEYS[key][0],
+                    "precision": MATMUL_KEYS[key][1], "seed": seed, "status": "ok",
+                    "warmup": m["time"]["warmup"], **m})
+    return out
 
 
 def device_info(torch: Any) -> dict[str, Any]:
@@ -812,16 +894,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
          "and one output. Roofs: a device-to-device copy (bytes read + written per second) "
          "and torch.matmul in the dtype, both measured at the start of the run, and the "
          "vendor's data-sheet peaks for known devices (H100, H200, A100, L4, RTX 4090)."),
-        ("Output: a new file <--out>/<UTC time>-<device>.json (never an existing one), "
-         "written atomically after each shape, with the device, library versions, git "
-         "revision, seed, command line, the measured and vendor peaks, and one record per "
-         "measurement: kernel, impl, shape, dtype, precision and update (assign), biases "
-         "(sddmm), seed, case_seed, status (ok, skipped, failed) and reason, time "
-         "(median_s, min_s, max_s, repeats, times_s), flops, bytes, gflop_per_s, "
-         "gb_per_s, flop_roof, flop_fraction_of_measured_matmul, flop_fraction_of_vendor, "
-         "bandwidth_fraction_of_measured_copy, bandwidth_fraction_of_vendor, "
-         "speedup_vs_composed or speedup_vs_sampled_addmm (peer median / kernel median), "
-         "and a check against the peer (vs_composed.label_agreement, max_abs_diff)."),
+        ("Output: a new file <--out>/<UTC time>-<device>.jsonl (never an existing one) "
+         "of result rows (kmrec_gpu.results.make_row, the project's row schema: command, "
+         "seed, git revision, library versions, backend and device), appended atomically "
+         "after each shape: first the roofs measured in the run (copy, matmul), then one "
+         "row per measurement. A row's wall_time is the measurement's time (median_s, "
+         "min_s, max_s, repeats, warmup, times_s), its metrics the rates and ratios "
+         "(gflop_per_s, gb_per_s, flop_fraction_of_measured_matmul, "
+         "flop_fraction_of_vendor, bandwidth_fraction_of_measured_copy, "
+         "bandwidth_fraction_of_vendor, speedup_vs_composed or speedup_vs_sampled_addmm "
+         "= peer median / kernel median, max_abs_diff), its status ok, skipped or failed "
+         "with the reason, and its extra the whole record: kernel, impl, shape, dtype, "
+         "precision and update (assign), biases (sddmm), seed, case_seed, flops, bytes, "
+         "flop_roof, the check against the peer (vs_composed.label_agreement, "
+         "max_abs_diff), and the run's device, settings and vendor peaks."),
         ("Without a CUDA GPU it says why, writes nothing and exits 0; the kernels' "
          f"correctness is tested on the CPU through the Triton interpreter: pytest "
          f"{CORRECTNESS_TESTS}"),
@@ -844,7 +930,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "per shape); stored in every record (default 0)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help="folder for the run's JSON file (default results/kernels); a new "
-                        "file <UTC time>-<device>.json, never an existing one")
+                        "file <UTC time>-<device>.jsonl, never an existing one")
     p.add_argument("--only", choices=("assign", "sddmm"), default=None,
                    help="time one kernel only (default both)")
     p.add_argument("--float64", action="store_true",
@@ -882,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from kernels import triton_kmeans, triton_sddmm
-    from kmrec_gpu.environment import git_revision, library_versions
+    from kmrec_gpu.environment import git_revision
 
     if triton_kmeans.INTERPRETED or triton_sddmm.INTERPRETED:
         print("bench_triton.py: TRITON_INTERPRET is set, so the kernels would run in "
@@ -905,16 +991,14 @@ def main(argv: list[str] | None = None) -> int:
               roofs=Roofs(None, {}, vendor), sync=torch.cuda.synchronize,
               free_bytes=free_bytes)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run = Run(out_path(args.out, stamp, dev["name"]), {
-        "bench": "triton_kernels", "schema_version": 1,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command, "seed": args.seed, "git_revision": git_revision(),
-        "versions": {**library_versions(), "cuda_runtime": torch.version.cuda},
-        "device": dev,
+    backend = {"name": "cuda", "library": "torch", "device": str(device),
+               "device_name": dev["name"], "fallback_reason": None}
+    context = {  # in every row's extra
+        "device": dev, "vendor_peaks": vendor,
         "settings": {"quick": args.quick, "repeats": args.repeats, "warmup": args.warmup,
                      "only": args.only, "float64": args.float64,
-                     "timing": "torch.cuda.synchronize() before and after each call, "
-                               "time.perf_counter(); peers interleaved per shape"},
+                     "timing": "kmrec_gpu.timing.timed, torch.cuda.synchronize() before "
+                               "and after each call; peers interleaved per shape"},
         "models": {
             "assign_flops": "2*n*k*d, plus 2*n*k*d with the update",
             "assign_bytes": "n*d*itemsize + k*d*itemsize + n*(8 + acc itemsize) "
@@ -922,10 +1006,12 @@ def main(argv: list[str] | None = None) -> int:
             "sddmm_flops": "2*nnz*r",
             "sddmm_bytes": "nnz*(2*r*itemsize + 2*8 + out itemsize [+ 2*itemsize biases])",
         },
-    })
+    }
+    run = Run(out_path(args.out, stamp, dev["name"]), seed=args.seed, backend=backend,
+              command=command, context=context)
     console.print(f"[bold]Triton kernel bench[/] on {dev['name']} "
                   f"({vendor['model'] if vendor else 'not in the vendor table'}), "
-                  f"git {run.doc['git_revision']}, seed {args.seed} -> {run.path}")
+                  f"git {git_revision()}, seed {args.seed} -> {run.path}")
     t_start = time.perf_counter()
 
     # the roofs, measured first so every record can be divided by them
@@ -945,8 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
             (4096 if args.quick else 8192)
         matmul[key] = measure_matmul(ctx, key, size)
         ctx.roofs.matmul_flops[key] = matmul[key]["tflop_per_s"] * TERA
-    run.doc["peaks"] = {"measured": {"copy": copy, "matmul": matmul}, "vendor": vendor}
-    run.save()
+    run.add(roof_records(copy, matmul, args.seed))
     console.print(f"measured copy {copy['gb_per_s']:,.0f} GB/s (read + write)"
                   + (f", vendor HBM {vendor['hbm_GBps']:,.0f} GB/s" if vendor else "")
                   + "; matmul TFLOP/s: " + ", ".join(f"{k} {v['tflop_per_s']:.1f}"
@@ -977,16 +1062,11 @@ def main(argv: list[str] | None = None) -> int:
                           "status": "skipped", "reason": "out of memory outside the "
                           f"timed calls: {str(exc).splitlines()[0]}"}])
     except KeyboardInterrupt:
-        run.doc["interrupted"] = True
-        run.save()
-        console.print(f"interrupted; {len(run.doc['records'])} records kept in {run.path}")
+        console.print(f"interrupted; {len(run.records)} records kept in {run.path}")
         raise
-    run.doc["complete"] = True
-    run.doc["elapsed_s"] = time.perf_counter() - t_start
-    run.save()
-    print_tables(run.doc["records"], console)
-    console.print(f"wrote {len(run.doc['records'])} records to {run.path} "
-                  f"in {run.doc['elapsed_s']:.0f} s")
+    elapsed = time.perf_counter() - t_start
+    print_tables(run.records, console)
+    console.print(f"wrote {len(run.records)} records to {run.path} in {elapsed:.0f} s")
     return 0
 
 

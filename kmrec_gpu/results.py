@@ -180,6 +180,19 @@ class ResultWriter:
             self.append(r)
 
 
+def append_row(path: str | Path, row: dict) -> None:
+    """Append a validated row to a JSON-lines file shared by many runs (a benchmark's
+    ``results/bench/*.jsonl``): the lines already there are kept as they are, whatever
+    their schema, and the file is rewritten through a temporary file and a rename, as
+    :class:`ResultWriter` does, so no reader sees half a line."""
+    validate_row(row)
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    write_atomic(path, old + _dumps(row) + "\n")
+
+
 def read_rows(path: str | Path) -> list[dict]:
     """Rows of one results file, or of every ``*.jsonl`` under a folder, validated."""
     p = Path(path)

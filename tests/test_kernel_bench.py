@@ -5,13 +5,13 @@ The benchmark itself needs a CUDA GPU. Without one, the script must say so and w
 nothing; its pure functions are checked against numbers worked out by hand, and its
 measuring functions run on CPU tensors through the Triton interpreter (``tests/conftest.py``
 sets ``TRITON_INTERPRET=1`` before triton is imported), so the records they build are
-checked without a GPU too. bench/ is not a package: the script is imported by path.
+checked without a GPU too, and so are the result rows they become. bench/ is not a
+package: the script is imported by path.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from kmrec_gpu.results import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench" / "bench_triton.py"
@@ -152,10 +154,10 @@ def test_roofs_vendor_table_and_names(bt, tmp_path):
     assert bt.short_device_name("NVIDIA H100 80GB HBM3") == "h100-80gb-hbm3"
     assert bt.short_device_name("NVIDIA GeForce RTX 4090") == "rtx-4090"
     first = bt.out_path(tmp_path, "20260101T000000Z", "NVIDIA L4")
-    assert first.name == "20260101T000000Z-l4.json"
+    assert first.name == "20260101T000000Z-l4.jsonl"
     first.write_text("{}")
     assert bt.out_path(tmp_path, "20260101T000000Z", "NVIDIA L4").name == \
-        "20260101T000000Z-l4-2.json"  # never another run's file
+        "20260101T000000Z-l4-2.jsonl"  # never another run's file
 
 
 def test_measurements_build_records_on_tiny_shapes(bt, tmp_path):
@@ -200,7 +202,35 @@ def test_measurements_build_records_on_tiny_shapes(bt, tmp_path):
     assert {r["status"] for r in skipped} == {"skipped"}
     assert all("device memory" in r["reason"] for r in skipped)
 
-    run = bt.Run(tmp_path / "run.json", {"seed": 3})
-    run.add(recs + skipped)
-    doc = json.loads((tmp_path / "run.json").read_text())
-    assert len(doc["records"]) == len(recs) + len(skipped) and not doc["complete"]
+    # the records become schema-checked result rows, appended to the run's file
+    path = tmp_path / "run.jsonl"
+    backend = {"name": device.type, "library": "torch", "device_name": "test device"}
+    run = bt.Run(path, seed=3, backend=backend, command="bench_triton.py --test",
+                 context={"settings": {"repeats": 2}})
+    copy = {"bytes": 4096, "time": bt.timing_stats([1e-3, 2e-3], 1), "gb_per_s": 8.0,
+            "how": "test"}
+    matmul = {"float64": {"size": 8, "time": bt.timing_stats([1e-3], 1),
+                          "tflop_per_s": 1e-6, "how": "test"}}
+    run.add(bt.roof_records(copy, matmul, 3))
+    run.add(recs[:2])
+    run.add(recs[2:] + skipped)
+    rows = read_rows(path)
+    assert len(rows) == 2 + len(recs) + len(skipped) == len(run.records)
+    assert len({r["run_id"] for r in rows}) == 1
+    assert [r["model"]["name"] for r in rows[:2]] == ["copy torch clone", "matmul torch.matmul"]
+    assert rows[0]["metrics"]["gb_per_s"] == 8.0 and rows[0]["wall_time"]["warmup"] == 1
+    for row, rec in zip(rows[2:], recs + skipped):
+        assert row["seed"] == 3 and row["backend"] == backend and row["split"] is None
+        assert row["status"] == rec["status"] and row.get("reason") == rec.get("reason")
+        assert row["extra"]["bench"] == "triton_kernels"
+        assert row["extra"]["run"] == {"settings": {"repeats": 2}}
+        assert row["extra"]["impl"] == rec["impl"] and "time" not in row["extra"]
+        assert row["model"]["name"] == f"{rec['kernel']} {rec['impl']}"
+        if rec["status"] == "ok":
+            assert row["wall_time"] == rec["time"]
+            assert row["metrics"]["gb_per_s"] == pytest.approx(rec["gb_per_s"])
+        else:
+            assert row["wall_time"] is None and row["metrics"] == {}
+    # appending again keeps every earlier row
+    run.add(skipped[:1])
+    assert len(read_rows(path)) == len(rows) + 1

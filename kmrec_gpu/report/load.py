@@ -3,7 +3,8 @@
 - ``<results>/claims.json`` (validated by :mod:`kmrec_gpu.claims`);
 - ``<results>/runs/*.jsonl`` result rows (validated by :func:`kmrec_gpu.results.read_rows`);
 - ``<results>/bench/factor.jsonl`` (result rows) and ``<results>/bench/kmeans.jsonl``
-  (the K-means benchmark's own records, written before the row schema covered it).
+  (the K-means benchmark's own records, written before the row schema covered it, then
+  result rows whose ``extra`` holds the same record: :func:`kmeans_record` reads both).
 
 Each row is copied with the file it came from under :data:`SOURCE`, so every table can
 name its files.
@@ -20,7 +21,7 @@ from typing import Any
 
 from kmrec_gpu.claims import load_claims
 from kmrec_gpu.errors import SchemaError
-from kmrec_gpu.results import read_rows
+from kmrec_gpu.results import read_rows, validate_row
 
 SOURCE = "_source"
 _ORDER = "_order"
@@ -131,6 +132,22 @@ def _read_records(path: Path) -> list[dict]:
     return out
 
 
+def kmeans_record(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A line of ``bench/kmeans.jsonl`` as the report reads it (the benchmark's own record
+    shape), or None for a line of another benchmark. A result row (``bench/bench_kmeans.py``
+    since it wrote rows) is validated and its record rebuilt from ``extra`` and the row's
+    own provenance fields; a record from before is kept as it is."""
+    if "schema_version" not in row:
+        return row if row.get("bench") == "kmeans" else None
+    validate_row(row)
+    e = row.get("extra") or {}
+    if e.get("bench") != "kmeans":
+        return None
+    return {**e, "time": row["created_utc"], "seed": row["seed"], "git": row["git_revision"],
+            "command": row.get("command"), "versions": {**row["versions"],
+                                                        **(e.get("versions_extra") or {})}}
+
+
 def load_inputs(results_dir: str | Path) -> Inputs:
     root = Path(results_dir)
     inp = Inputs(results_dir=root)
@@ -152,8 +169,11 @@ def load_inputs(results_dir: str | Path) -> Inputs:
         order += len(factor)
         inp.files.append(inp.shown(f))
     if (f := root / "bench" / "kmeans.jsonl").exists():
-        kmeans = [r for r in _tag(_read_records(f), inp.shown(f), order)
-                  if r.get("bench") == "kmeans"]
+        try:
+            records = [kmeans_record(r) for r in _read_records(f)]
+        except SchemaError as e:
+            raise SchemaError(f"{f}: {e}") from None
+        kmeans = _tag([r for r in records if r is not None], inp.shown(f), order)
         inp.files.append(inp.shown(f))
     inp.n_rows_read = len(runs) + len(factor) + len(kmeans)
     runs, d1 = drop_repeated_runs(runs)
