@@ -52,7 +52,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def genre_columns(r: Ratings, genres: str | tuple[str, ...]) -> tuple[str, ...]:
     """The genre columns a model reads: ``"all"`` of the dataset's, ``"seed000"``'s 19,
+    ``"seed000_or_all"`` (seed 000's 19 where the dataset has every one of them, as
+    ml-latest-small does, else all of the dataset's: what ``bench/seed000_nn.py`` ran),
     ``"none"``, or an explicit tuple of names."""
+    if genres == "seed000_or_all":
+        genres = "seed000" if set(SEED000_GENRES) <= set(r.genre_names) else "all"
     if genres == "all":
         return tuple(r.genre_names)
     if genres == "none":
@@ -152,7 +156,11 @@ class NeuralRegressor:
         # one more row for the padding code: a cold movie has no genre flags either
         self.genre_table_ = torch.from_numpy(
             np.vstack([flags, np.zeros((1, flags.shape[1]), np.float32)])).to(self.device_)
-        self.scale_ = train_set.scale
+        # the clip bound is a training statistic: a Ratings' declared scale can have been
+        # computed on every row (seed 000's adjusted target stretches to the largest value
+        # of train and test), so the bound is the training ratings' own range
+        y = train_set.ratings
+        self.scale_ = RatingScale(float(y.min()), float(y.max()), train_set.scale.step)
         self.global_mean_ = float(train_set.ratings.astype(np.float64).mean())
         self.seen_users_ = np.bincount(train_set.users, minlength=self.n_users_) > 0
         self.seen_items_ = np.bincount(train_set.items, minlength=self.n_items_) > 0
