@@ -83,6 +83,40 @@ def _check(args) -> int:
                      update=args.update, threads=args.threads)
 
 
+def _claims(args) -> int:
+    from kmrec_gpu.claims import build_claims, load_protocols, run_claims
+
+    protocols = load_protocols(args.only)
+    if args.action == "list":
+        for p in protocols:
+            print(f"{p.id}: {len(p.cells())} cells ({p.metric} on {p.dataset}, "
+                  f"seeds {list(p.seeds)})")
+        return 0
+    if args.action == "run":
+        results = run_claims(protocols, results_dir=args.results, threads=args.threads,
+                             force=args.force, command=" ".join(["kmrec", *sys.argv[1:]]))
+        if any(r.status == "failed" for r in results):
+            print("kmrec claims run: some cells failed (see above); claims.json not rebuilt",
+                  file=sys.stderr)
+            return 1
+    path, claims = build_claims(args.results, args.out, only=args.only)
+    for c in claims:
+        if args.only and not c["id"].startswith(args.only):
+            continue
+        held = c["held_out"]
+        fig = (f"{held['value']:.4f} [{held['ci_low']:.4f}, {held['ci_high']:.4f}]"
+               if held else "no held-out figure")
+        print(f"{c['id']}: {c['verdict']} (claimed {c['claimed']}; held out {fig}; "
+              f"conclusion holds: {c['conclusion_holds']})")
+    print(f"claims written to {path}")
+    if args.readme:
+        from kmrec_gpu.claims.render import update_readme
+
+        changed = update_readme(args.readme, claims)
+        print(f"{args.readme}: claims table {'updated' if changed else 'unchanged'}")
+    return 0
+
+
 def _report(args) -> int:
     from kmrec_gpu.report import build_report
 
@@ -169,6 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--threads", type=int, default=1,
                      help="CPU threads for torch and BLAS (default 1)")
     chk.set_defaults(fn=_check)
+
+    cl = sub.add_parser(
+        "claims", help="run the published claims' cells, or rebuild RESULTS/claims.json "
+        "from the stored rows",
+        description="Each claim is a protocol in bench/conf/claim/<id>.yaml. `kmrec claims` "
+        "(build) rebuilds RESULTS/claims.json from the rows under RESULTS/runs/ only: "
+        "figures pooled over seeds with a user bootstrap, one verdict rule (reproduced if "
+        "the interval lies inside claimed +- margin, not reproduced if outside, "
+        "inconclusive otherwise), the conclusion as paired differences. `kmrec claims run` "
+        "first runs every cell the protocols name through the harness (cells done at this "
+        "clean revision are skipped), then rebuilds. `kmrec claims list` lists them.")
+    cl.add_argument("action", nargs="?", choices=("build", "run", "list"), default="build",
+                    help="build (default), run then build, or list")
+    cl.add_argument("--only", default=None,
+                    help="claims whose id starts with this (e.g. 001 or 004-random-forest)")
+    cl.add_argument("--results", default="results", help="results folder (default results)")
+    cl.add_argument("--out", default=None, help="claims file (default RESULTS/claims.json)")
+    cl.add_argument("--readme", default=None,
+                    help="also rewrite the claims table between the claims markers of this "
+                    "README (e.g. README.md)")
+    cl.add_argument("--threads", type=int, default=1,
+                    help="run: CPU threads for torch and BLAS (default 1)")
+    cl.add_argument("--force", action="store_true",
+                    help="run: run cells even when this revision already has their rows")
+    cl.set_defaults(fn=_claims)
 
     rep = sub.add_parser(
         "report", help="build RESULTS/REPORT.md and its plots from the stored rows only",

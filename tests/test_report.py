@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kmrec_gpu.claims import update_claim
+from kmrec_gpu.claims import write_claims
 from kmrec_gpu.environment import git_revision
 from kmrec_gpu.report import build_report
 from kmrec_gpu.report.build import MANIFEST
@@ -85,14 +85,20 @@ def fake_results(tmp_path: Path) -> Path:
         model={"name": "liked-clusters-elbow", "params": {"n_clusters": 4}}, backend=_cpu(),
         phase="fit", wall_time=None,
         extra={"elbow_k": 4, "elbow_ks": [2, 4, 6, 8], "elbow_wcss": [10.0, 6.0, 5.0, 4.5]}))
-    evidence = [f"results/runs/{w.path.name}"]
-    for cid, verdict, claimed in (("t-1-rmse", "reproduced", 0.92),
-                                  ("t-2-accuracy", "not reproduced", 0.99)):
-        update_claim(cid, root / "claims.json", source=f"{cid}.txt", statement="A claim.",
-                     metric="RMSE", claimed=claimed, as_published=0.91, held_out={
-                         "value": 0.92, "ci_low": 0.9, "ci_high": 0.94, "n_seeds": 3,
-                         "dataset": "toy", "split": "holdout 10%"},
-                     protocol="fake", verdict=verdict, evidence=evidence)
+    evidence = [f"runs/{w.path.name}"]
+    held = {"metric": "rmse", "value": 0.92, "ci_low": 0.9, "ci_high": 0.94, "model": "mf",
+            "kind": "held-out", "dataset": "toy", "split": "holdout", "seeds": [0, 1, 2],
+            "per_seed": [0.9, 0.92, 0.94], "note": None}
+    write_claims(root / "claims.json", [
+        {"id": cid, "source": f"{cid}.txt", "statement": "A claim.", "metric": "rmse",
+         "unit": "stars", "claimed": claimed, "claimed_all": {}, "margin": 0.01,
+         "margin_reason": "test", "held_out": held, "as_published": None, "figures": [held],
+         "comparison": [], "verdict": verdict, "verdict_note": "fake", "conclusion": None,
+         "conclusion_holds": None, "conclusion_evidence": [], "context": [],
+         "protocol": "fake", "bootstrap": {"unit": "user", "n_resamples": 10, "seed": 0},
+         "evidence": evidence}
+        for cid, verdict, claimed in (("t-1-rmse", "reproduced", 0.92),
+                                      ("t-2-accuracy", "not reproduced", 0.99))])
     return root
 
 
@@ -127,10 +133,11 @@ def test_report_from_fake_rows(fake_results: Path):
     # claims: verdicts and the held-out interval
     assert "**reproduced**" in _table_line(md, "t-1-rmse")
     line = _table_line(md, "t-2-accuracy")
-    assert "**not reproduced**" in line and "0.9200 [0.9000, 0.9400] (3 seeds, toy)" in line
-    # accuracy: the mean of three seeds, counted
+    assert "**not reproduced**" in line
+    assert "0.9200 [0.9000, 0.9400] (mf, toy/holdout, seeds 0,1,2)" in line
+    # accuracy: rows without per-user statistics show the mean of three seeds, counted
     line = _table_line(md, "mf", "holdout test_fraction=0.1")
-    assert "| 3 | 0, 1, 2 | 0.9200 | 0.9000 to 0.9400 | 0.7200 |" in line
+    assert "| 3 | 0, 1, 2 | 0.9200 (mean) | 0.9000 to 0.9400 | 0.7200 |" in line
     assert "no anchor for this dataset" in line
     # scale: the fitted slopes of the power laws, in the table and the legend's source
     for library in ("numpy", "torch"):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kmrec_gpu.claims import (DEFAULT_PATH, load_claims, update_claim, validate_claim,
-                              validate_claims)
+from kmrec_gpu.claims import (DEFAULT_PATH, load_claims, validate_claim, validate_claims,
+                              write_claims)
 from kmrec_gpu.errors import SchemaError
 from kmrec_gpu.results import ResultWriter, make_row, read_rows, validate_row
 
@@ -86,11 +86,21 @@ def test_read_rows_names_the_bad_line(tmp_path):
 
 
 # ---- claims ------------------------------------------------------------------------------
+def figure(**over):
+    f = {"metric": "rmse", "value": 0.95, "ci_low": 0.94, "ci_high": 0.96, "model": "svd",
+         "dataset": "ml-latest-small", "note": None}
+    f.update(over)
+    return f
+
+
 def claim(**over):
     c = {"id": "001-tsvd16-rmse", "source": "001_b75808987be9316f.txt",
-         "statement": "Truncated SVD (16) RMSE 0.918", "metric": "rmse", "claimed": 0.918,
-         "as_published": None, "held_out": None, "protocol": "inferred: 90/10 holdout",
-         "verdict": "unsupported", "evidence": []}
+         "statement": "Truncated SVD (16) RMSE 0.918", "metric": "rmse", "unit": "stars",
+         "claimed": 0.918, "claimed_all": {}, "margin": 0.01, "margin_reason": "measured",
+         "held_out": None, "as_published": None, "figures": [], "comparison": [],
+         "verdict": "unsupported", "verdict_note": "no code", "conclusion": None,
+         "conclusion_holds": None, "conclusion_evidence": [], "context": [],
+         "protocol": "inferred: 90/10 holdout", "bootstrap": {}, "evidence": ["runs/x.jsonl"]}
     c.update(over)
     return c
 
@@ -101,28 +111,26 @@ def test_committed_claims_file_follows_the_schema():
     validate_claims(json.loads(Path(DEFAULT_PATH).read_text()))
 
 
-def test_update_touches_one_entry_only(tmp_path):
+def test_write_then_load_round_trips(tmp_path):
     p = tmp_path / "claims.json"
-    update_claim("a", p, **{k: v for k, v in claim().items() if k != "id"})
-    update_claim("b", p, **{k: v for k, v in claim(claimed=0.898).items() if k != "id"})
-    before_b = json.dumps(load_claims(p)[1], sort_keys=True)
-    held = {"value": 0.95, "ci_low": 0.94, "ci_high": 0.96, "n_seeds": 3,
-            "dataset": "ml-latest-small", "split": "holdout 90/10"}
-    update_claim("a", p, held_out=held, verdict="not reproduced", evidence=["results/x.jsonl"])
-    a, b = load_claims(p)
-    assert a["held_out"] == held and a["claimed"] == 0.918 and a["verdict"] == "not reproduced"
-    assert json.dumps(b, sort_keys=True) == before_b
+    write_claims(p, [claim(held_out=figure(), verdict="not reproduced")])
+    (c,) = load_claims(p)
+    assert c["held_out"]["value"] == 0.95 and c["verdict"] == "not reproduced"
     assert [p.name for p in tmp_path.iterdir()] == ["claims.json"]
 
 
 @pytest.mark.parametrize("change, msg", [
     ({"verdict": "maybe"}, "verdict 'maybe'"),
     ({"claimed": "0.9"}, "number or null"),
-    ({"held_out": {"value": 1.0}}, "exactly the keys"),
-    ({"held_out": {"value": 1.0, "ci_low": 1.1, "ci_high": 1.2, "n_seeds": 3,
-                   "dataset": "d", "split": "s"}}, "ci_low <= value"),
+    ({"held_out": {"value": 1.0}}, "missing keys"),
+    ({"held_out": figure(value=1.0, ci_low=1.1, ci_high=1.2)}, "ci_low <= value"),
+    ({"held_out": figure(value=float("nan"))}, "finite number"),
     ({"verdict": "reproduced", "evidence": []}, "needs evidence"),
+    ({"verdict": "inconclusive", "margin": None}, "needs claimed and margin"),
+    ({"conclusion_holds": "yes"}, "true, false or null"),
+    ({"conclusion_holds": True}, "needs conclusion_evidence"),
     ({"statement": ""}, "non-empty string"),
+    ({"extra": 1}, "unknown keys"),
 ])
 def test_claim_schema_rejects(change, msg):
     with pytest.raises(SchemaError, match=msg):
@@ -132,3 +140,9 @@ def test_claim_schema_rejects(change, msg):
 def test_duplicate_claim_ids_rejected():
     with pytest.raises(SchemaError, match="duplicate id"):
         validate_claims([claim(), claim()])
+
+
+def test_a_claims_path_that_is_a_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "claims.json").mkdir()
+    with pytest.raises(SchemaError, match="directory"):
+        load_claims(tmp_path / "claims.json")

@@ -1,13 +1,18 @@
 """Held-out accuracy per dataset x model from stored rows, beside the published anchors.
 
 Rows of one (dataset, model, variant, split protocol) from several seeds or folds are one
-line: the mean, the spread and how many splits it rests on. A variant is what a row's
-``extra`` says about its protocol (as published / held out / clean, the target), so a
-leaky as-published figure never averages with a held-out one.
+line, one row per split (the newest) and one configuration per model name (rows of an
+earlier configuration of that name are left out and counted). Where every row keeps its
+per-user statistics the line is the pooled figure with the user-bootstrap interval (the
+same procedure and numbers as ``claims.json``), with the paired difference against the
+bias baseline (ratings) or popularity (lists) on the same splits; older rows show the mean
+over splits. A variant is what a row's ``extra`` says about its protocol (as published,
+test-selected, the target), so a leaky figure never averages with a held-out one.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections import defaultdict
@@ -16,9 +21,11 @@ from typing import Any
 from kmrec_gpu.report import fmt
 from kmrec_gpu.report.anchors import ANCHORS, anchor_datasets, same_protocol
 from kmrec_gpu.report.labels import dataset_label, label
-from kmrec_gpu.report.load import comparison, kernels_tag
+from kmrec_gpu.report.load import comparison, kernels_tag, when
 
 PHASES = ("evaluate", "predict", "end-to-end")
+# the reference each line's paired difference is taken against, on the same splits
+BASELINE = {"rmse": "bias_baseline", "ranking": "popularity"}
 RANKING = re.compile(r"^(precision|recall|ndcg|map|hit_rate)@\d+$")
 _RANK_ORDER = ("precision", "recall", "ndcg", "map", "hit_rate")
 _SEED_KEYS = ("seed", "fold", "random_state")
@@ -49,13 +56,87 @@ def variant(r: dict) -> str:
     return ", ".join(parts)
 
 
-def _groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]]:
+def _params(r: dict) -> str:
+    return json.dumps(r["model"].get("params"), sort_keys=True, default=str)
+
+
+def _split_id(r: dict) -> str:
+    return json.dumps([r["seed"], r["split"]], sort_keys=True, default=str)
+
+
+def _raw_groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]]:
     # the library is part of a line: one model on two backends is two measurements
     g: dict[tuple[str, str, str, str, str], list[dict]] = defaultdict(list)
     for r in rows:
         g[(dataset_label(r["dataset"], r["seed"]), r["model"]["name"],
            str(r["backend"].get("library")), variant(r), protocol(r["split"]))].append(r)
     return g
+
+
+def _groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]]:
+    out = {}
+    for k, rs in _raw_groups(rows).items():
+        # one name, one configuration: the newest row's; then one row (the newest) per split
+        current = _params(max(rs, key=when))
+        per_split: dict[str, dict] = {}
+        for r in sorted((r for r in rs if _params(r) == current), key=when):
+            per_split[_split_id(r)] = r
+        out[k] = sorted(per_split.values(), key=lambda r: (r["seed"], _split_id(r)))
+    return out
+
+
+def n_older_configurations(rows: list[dict]) -> int:
+    """Accuracy rows left out because their model name has other parameters now."""
+    acc = [r for r in rows if is_accuracy_row(r)]
+    return sum(sum(1 for r in rs if _params(r) != _params(max(rs, key=when)))
+               for rs in _raw_groups(acc).values())
+
+
+def _base(groups: dict, ds: str, model: str, proto: str) -> list[dict] | None:
+    return next((rs for (d, m, _, v, p), rs in sorted(groups.items())
+                 if (d, m, v, p) == (ds, model, "", proto)), None)
+
+
+def pooled(rs: list[dict], metric: str) -> dict | None:
+    """The claims' figure for these rows: pooled over splits, users resampled."""
+    parts = [(r.get("extra") or {}).get("per_user") for r in rs]
+    if not parts or not all(parts):
+        return None
+    from kmrec_gpu.claims.build import BOOTSTRAP_SEED, N_RESAMPLES
+    from kmrec_gpu.metrics import users as user_stats
+
+    try:
+        return user_stats.user_bootstrap(parts, metric, n_resamples=N_RESAMPLES,
+                                         seed=BOOTSTRAP_SEED).as_dict()
+    except ValueError:
+        return None
+
+
+def paired(rs: list[dict], base: list[dict], metric: str) -> dict | None:
+    """``metric(rs) - metric(base)`` over the splits both have, users resampled together."""
+    from kmrec_gpu.claims.build import BOOTSTRAP_SEED, N_RESAMPLES
+    from kmrec_gpu.metrics import users as user_stats
+
+    b = {_split_id(r): r for r in base}
+    pairs = [(r, b[_split_id(r)]) for r in rs if _split_id(r) in b]
+    if not pairs or len(pairs) != len(rs):
+        return None
+    pa = [(x.get("extra") or {}).get("per_user") for x, _ in pairs]
+    pb = [(y.get("extra") or {}).get("per_user") for _, y in pairs]
+    if not all(pa) or not all(pb):
+        return None
+    try:
+        return user_stats.paired_difference(pa, pb, metric, n_resamples=N_RESAMPLES,
+                                            seed=BOOTSTRAP_SEED).as_dict()
+    except ValueError:
+        return None
+
+
+def _pm(d: dict | None, sign: bool = False) -> str:
+    if d is None:
+        return ""
+    f = "{:+.4f}" if sign else "{:.4f}"
+    return f"{f.format(d['value'])} [{f.format(d['ci_low'])}, {f.format(d['ci_high'])}]"
 
 
 def _seeds(rows: list[dict]) -> str:
@@ -86,17 +167,24 @@ def rating_table(rows: list[dict]) -> str:
     if not acc:
         return "No stored rows carry held-out rating metrics."
     lines = []
-    for (ds, model, lib, var, proto), rs in _groups(acc).items():
+    groups = _groups(acc)
+    for (ds, model, lib, var, proto), rs in groups.items():
         rmses = [r["metrics"]["rmse"] for r in rs]
-        lines.append((ds, proto, statistics.fmean(rmses), model, lib, var, [
+        pool = pooled(rs, "rmse")
+        base = _base(groups, ds, BASELINE["rmse"], proto)
+        diff = paired(rs, base, "rmse") if base and model != BASELINE["rmse"] else None
+        value = pool["value"] if pool else statistics.fmean(rmses)
+        lines.append((ds, proto, value, model, lib, var, [
             ds, model, lib, var, proto, len(rs), _seeds(rs),
-            fmt.metric(statistics.fmean(rmses)),
+            _pm(pool) if pool else f"{fmt.metric(value)} (mean)",
             f"{fmt.metric(min(rmses))} to {fmt.metric(max(rmses))}" if len(rs) > 1 else "",
-            fmt.metric(_mean(rs, "mae")), _vs_anchors(rs[0]["dataset"]["name"], rs)]))
+            fmt.metric(_mean(rs, "mae")), _pm(diff, sign=True),
+            _vs_anchors(rs[0]["dataset"]["name"], rs)]))
     lines.sort(key=lambda t: t[:6])
     return "\n\n".join([
         fmt.table(["dataset", "model", "library", "variant", "protocol (split without seed)",
-                   "splits", "seeds", "RMSE mean", "RMSE range", "MAE mean", "vs anchors"],
+                   "splits", "seeds", "RMSE pooled [95% user bootstrap]", "RMSE per split",
+                   "MAE mean", "minus bias_baseline [paired]", "vs anchors"],
                   [t[-1] for t in lines]),
         label(acc)])
 
@@ -114,12 +202,22 @@ def ranking_table(rows: list[dict]) -> str:
     if any("catalog_coverage" in r["metrics"] for r in acc):
         metrics.append("catalog_coverage")
     out = []
-    for (ds, model, lib, var, proto), rs in sorted(_groups(acc).items()):
+    groups = _groups(acc)
+    ndcg = next((m for m in metrics if m.startswith("ndcg@")), None)
+    for (ds, model, lib, var, proto), rs in sorted(groups.items()):
+        pool = pooled(rs, ndcg) if ndcg else None
+        base = _base(groups, ds, BASELINE["ranking"], proto)
+        diff = (paired(rs, base, ndcg) if ndcg and base and model != BASELINE["ranking"]
+                else None)
         out.append([ds, model, lib, var, proto, len(rs), _seeds(rs),
-                    *(fmt.metric(_mean(rs, m)) for m in metrics)])
+                    *(_pm(pool) if m == ndcg and pool else fmt.metric(_mean(rs, m))
+                      for m in metrics), _pm(diff, sign=True)])
     return "\n\n".join([
         fmt.table(["dataset", "model", "library", "variant", "protocol (split without seed)",
-                   "splits", "seeds", *(f"{m} mean" for m in metrics)], out),
+                   "splits", "seeds",
+                   *(f"{m} pooled [95% user bootstrap]" if m == ndcg else f"{m} mean"
+                     for m in metrics),
+                   f"{ndcg} minus {BASELINE['ranking']} [paired]"], out),
         label(acc)])
 
 

@@ -23,32 +23,19 @@ def _evidence_rows(claim: dict, rows: list[dict]) -> list[dict]:
     return [r for r in rows if _file_name(r[SOURCE]) in cited]
 
 
-def _held_out(h: dict | None) -> str:
-    if h is None:
-        return fmt.MISSING
-    return (f"{fmt.interval(h['value'], h['ci_low'], h['ci_high'])} "
-            f"({h['n_seeds']} seeds, {h['dataset']})")
-
-
 def claims_section(claims: list[dict], rows: list[dict]) -> str:
+    from kmrec_gpu.claims import render
+
     if not claims:
         return "No claims are recorded (`claims.json` is missing or empty)."
     claims = sorted(claims, key=lambda c: c["id"])
     verdicts = Counter(c["verdict"] for c in claims)
-    summary = "Verdicts: " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())) + "."
-    table = fmt.table(
-        ["claim", "source document", "metric", "claimed", "as published",
-         "held out [interval] (seeds, dataset)", "verdict"],
-        [[c["id"], c["source"], c["metric"], fmt.num(c["claimed"]), fmt.num(c["as_published"]),
-          _held_out(c["held_out"]), f"**{c['verdict']}**"] for c in claims])
+    summary = ("Built by `kmrec claims` from stored rows (the protocols are "
+               "`bench/conf/claim/<id>.yaml`). Verdicts: "
+               + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())) + ".")
     cited = {id(r): r for c in claims for r in _evidence_rows(c, rows)}
-    details = []
-    for c in claims:
-        ev = ", ".join(fmt.code(e) for e in c["evidence"]) or "none"
-        details.append(f"**{c['id']}** ({c['verdict']}). {c['statement']}\n\n"
-                       f"Protocol: {c['protocol']}\n\nEvidence: {ev}\n\n"
-                       f"{label(_evidence_rows(c, rows))}")
-    return "\n\n".join([summary, table,
+    details = [render.details(c) + "\n\n" + label(_evidence_rows(c, rows)) for c in claims]
+    return "\n\n".join([summary, render.summary_table(claims),
                         "Rows in the run files the claims cite: " + label(cited.values()),
                         "### Claim details", *details])
 
