@@ -56,6 +56,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from kmrec_gpu.results import json_safe
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "results" / "bench"
 DEFAULT_OUT = OUT_DIR / "factor.jsonl"
@@ -161,25 +163,6 @@ def device_label(env: dict[str, Any]) -> str:
 # -- result rows ----------------------------------------------------------------------------
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe: NumPy scalars/arrays to Python, NaN/inf to None (the rows forbid NaN)."""
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if x is None or isinstance(x, (str, int, float, bool)):
-        return x
-    return str(x)
-
-
 class Recorder:
     """Builds schema-checked rows (make_row) and appends each to the JSONL at once
     (kmrec_gpu.results.append_row: the earlier lines kept, the file replaced through a
@@ -199,20 +182,20 @@ class Recorder:
         from kmrec_gpu.results import append_row, make_row
 
         opt: dict[str, Any] = {"command": self.env["command"],
-                               "extra": _clean({"bench": "factor", **extra,
+                               "extra": json_safe({"bench": "factor", **extra,
                                                 "device": self.env["device"],
                                                 "loadavg": os.getloadavg()})}
         if reason is not None:
             opt["reason"] = reason
         if peak_memory is not None:
-            opt["peak_memory"] = _clean(peak_memory)
+            opt["peak_memory"] = json_safe(peak_memory)
         if throughput is not None:
-            opt["throughput"] = _clean(throughput)
-        row = make_row(run_id=self.run_id, dataset=_clean(dataset), split=_clean(split),
-                       seed=self.env["seed"], model=_clean(model), backend=_clean(backend),
+            opt["throughput"] = json_safe(throughput)
+        row = make_row(run_id=self.run_id, dataset=json_safe(dataset), split=json_safe(split),
+                       seed=self.env["seed"], model=json_safe(model), backend=json_safe(backend),
                        phase="fit", metrics={k: v for k, v in (metrics or {}).items()
                                              if v is not None and math.isfinite(v)},
-                       wall_time=_clean(wall_time), status=status, **opt)
+                       wall_time=json_safe(wall_time), status=status, **opt)
         append_row(self.out, row)
         self.rows.append(row)
         return row
@@ -901,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cell is not None:  # a scaling cell, in its own process
         res = cell(json.loads(args.cell))
-        print("CELL-RESULT " + json.dumps(_clean(res)), flush=True)
+        print("CELL-RESULT " + json.dumps(json_safe(res)), flush=True)
         return 0
 
     args.repeats = args.repeats or (1 if args.quick else 3)

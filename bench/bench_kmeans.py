@@ -25,7 +25,6 @@ smaller M (their iterations are 10-100x longer), recorded in each row.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import shlex
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from kmrec_gpu.results import json_safe
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "results" / "bench"
@@ -106,24 +107,6 @@ def backend_of(env: dict[str, Any], library: str = "numpy") -> dict[str, Any]:
     return env["backends"][library]
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe: NumPy scalars/arrays and tuples to Python, NaN/inf to None (the rows
-    forbid NaN)."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if x is None or isinstance(x, (str, int, float, bool)):
-        return x
-    return str(x)
-
-
 class Recorder:
     """One result row (kmrec_gpu.results.make_row) per measurement, appended to the JSONL
     as soon as it is taken (kmrec_gpu.results.append_row). The measurement's own fields
@@ -145,14 +128,14 @@ class Recorder:
         from kmrec_gpu.results import append_row, make_row
 
         record = {"bench": "kmeans", **record}
-        extra = _clean({**record, "device": self.env["device"],
+        extra = json_safe({**record, "device": self.env["device"],
                         "versions_extra": self.env["extra_versions"],
                         "loadavg": os.getloadavg()})
-        metrics = {k: v for k, v in _clean(metrics or {}).items()
+        metrics = {k: v for k, v in json_safe(metrics or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        row = make_row(run_id=self.run_id, dataset=_clean(dataset), split=None,
-                       seed=self.env["seed"], model=_clean(model), backend=_clean(backend),
-                       phase="fit", metrics=metrics, wall_time=_clean(wall_time),
+        row = make_row(run_id=self.run_id, dataset=json_safe(dataset), split=None,
+                       seed=self.env["seed"], model=json_safe(model), backend=json_safe(backend),
+                       phase="fit", metrics=metrics, wall_time=json_safe(wall_time),
                        status=status, command=self.env["command"], extra=extra,
                        **({"reason": reason} if reason is not None else {}))
         append_row(self.out, row)

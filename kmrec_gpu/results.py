@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import tempfile
 import uuid
@@ -207,3 +208,19 @@ def read_rows(path: str | Path) -> list[dict]:
             except (json.JSONDecodeError, SchemaError) as e:
                 raise SchemaError(f"{f}, line {n}: {e}") from None
     return rows
+
+
+def json_safe(x: Any) -> Any:
+    """JSON-safe for a row: NumPy scalars and arrays and tuples to Python, NaN and inf to
+    None (rows forbid NaN), anything else unknown to its ``str``."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if hasattr(x, "tolist") and hasattr(x, "dtype"):  # NumPy arrays and scalars
+        return json_safe(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if x is None or isinstance(x, (str, int, float, bool)):
+        return x
+    return str(x)

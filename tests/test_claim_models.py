@@ -84,7 +84,7 @@ def test_the_rank_sweep_differs_only_in_rank():
 
 
 def test_seed001_configs_are_what_the_script_ran():
-    # 'truncated-svd-16' / 'nmf-15' of bench/seed001_factor.py: minmax fitted on train, ours
+    # 'truncated-svd-16' / 'nmf-15' of the former seed-001 script: minmax fitted on train, ours
     for name, cls, k in (("svd", "TruncatedSVDModel", 16), ("nmf", "NMFModel", 15)):
         _, est = build(name)
         p = est.get_params()
@@ -110,7 +110,7 @@ def test_validated_picks_the_argmin_of_its_validation_curve(split):
     assert len(curve) == 8 and m.n_iter_ == int(np.argmin(curve)) + 1
     assert m.validation_rmse_ == pytest.approx(min(curve)) and m.n_valid_ == len(inner.test)
     # refitting on all of train for n_iter_ iterations is the n_iter_-th stage of a full fit
-    # (what bench/seed001_factor.py took)
+    # (what the former seed-001 script took)
     full = IterativeSVDModel(**LOOP, tol=0.0, keep_history=True).fit(split.train)
     staged = list(full.staged_predict(split.test))
     np.testing.assert_allclose(m.predict(split.test), staged[m.n_iter_ - 1], atol=1e-10)

@@ -97,7 +97,7 @@ def test_002_procedure_by_hand():
 
 @pytest.mark.data
 def test_002_on_the_article_file_matches_the_reference(seed002):
-    """The project's scikit-learn on the 447-row file gives what bench/seed_clusters.py
+    """The project's scikit-learn on the 447-row file gives what the former seed-cluster script
     gave (scikit-learn 1.9.1): 15 raw clusters, 7 after the fix; users per cluster exact."""
     p = Probe002Clusters(sklearn_versions=["project"]).measure(all_split(seed002))
     check_contract(p)

@@ -20,7 +20,7 @@ stop is chosen decides whether the figure is held out:
 
 The loop's trajectory does not depend on ``max_iter`` (``tol`` is 0 here, so no run stops
 early), so refitting for ``n`` iterations gives exactly the ``n``-th stage of a longer fit:
-what ``bench/seed001_factor.py`` took with ``keep_history`` and ``staged_predict``, at the
+what the former seed-001 script took with ``keep_history`` and ``staged_predict``, at the
 cost of ``n`` iterations instead of ``max_iter`` and without keeping the history.
 """
 
@@ -36,7 +36,7 @@ from kmrec_gpu.metrics import rmse
 from kmrec_gpu.ratings import Ratings
 from kmrec_gpu.splits import TTSplit, validation_split
 
-# soft-impute's shrinkage candidates, on the min-max (0-1) scale (bench/seed001_factor.py)
+# soft-impute's shrinkage candidates, on the min-max (0-1) scale (as the former seed-001 script)
 SOFT_GRID = (1.5, 3.0)
 TEST_SELECTED = "iteration count picked on the test set"
 
@@ -159,7 +159,7 @@ class ValidatedIterativeSVD(_LoopParams):
 class ValidatedSoftImpute(ValidatedIterativeSVD):
     """Soft-impute (Mazumder, Hastie & Tibshirani 2010) with its shrinkage, from
     :data:`SOFT_GRID`, and its iteration count chosen on a validation split of ``train``:
-    the ``soft-impute-16`` of ``bench/seed001_factor.py``."""
+    the former seed-001 script's ``soft-impute-16``."""
 
     def __init__(self, n_components: int = 16, *, solver: str = "scalable",
                  minmax: bool = False, max_iter: int = 25,

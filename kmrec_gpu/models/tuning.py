@@ -23,7 +23,7 @@ from kmrec_gpu.splits import validation_split
 
 # The range comes from exploratory runs on validation splits of ml-100k and ml-latest-small
 # training sets (per-rating factor penalties above ~0.15 shrink the factors towards zero;
-# below ~0.08 ALS overfits in 2-3 epochs); see bench/mf_baselines.py for the grids it runs.
+# below ~0.08 ALS overfits in 2-3 epochs).
 DEFAULT_GRID: dict[str, Sequence[Any]] = {
     "n_factors": (50, 100),
     "reg": (0.08, 0.1, 0.12),

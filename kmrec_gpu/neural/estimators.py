@@ -53,7 +53,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def genre_columns(r: Ratings, genres: str | tuple[str, ...]) -> tuple[str, ...]:
     """The genre columns a model reads: ``"all"`` of the dataset's, ``"seed000"``'s 19,
     ``"seed000_or_all"`` (seed 000's 19 where the dataset has every one of them, as
-    ml-latest-small does, else all of the dataset's: what ``bench/seed000_nn.py`` ran),
+    ml-latest-small does, else all of the dataset's: what the former seed-000 script ran),
     ``"none"``, or an explicit tuple of names."""
     if genres == "seed000_or_all":
         genres = "seed000" if set(SEED000_GENRES) <= set(r.genre_names) else "all"
