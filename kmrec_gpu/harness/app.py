@@ -108,6 +108,13 @@ def report_end(h: Harness, results: list[CellResult]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _main(cfg: DictConfig) -> None:
+    from kmrec_gpu.harness.validate import problems
+
+    bad = problems(cfg)
+    if bad:  # before any cell runs: one line per bad value, and the usage error's status
+        for line in bad:
+            print(f"kmrec-bench: error: {line}", file=sys.stderr)
+        sys.exit(2)
     results = run(cfg, command=" ".join(["kmrec-bench", *sys.argv[1:]]))
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
