@@ -12,9 +12,11 @@ import datetime as _dt
 import json
 import math
 import os
+import sys
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,8 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
 
 
 def validate_row(row: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise SchemaError(f"a result row is a JSON object, not {type(row).__name__}")
     unknown = set(row) - set(_FIELDS)
     if unknown:
         raise SchemaError(f"result row has unknown keys {sorted(unknown)}")
@@ -63,6 +67,10 @@ def validate_row(row: dict[str, Any]) -> dict[str, Any]:
                 f"result row key {key!r} is {type(row[key]).__name__}; expected "
                 f"{' or '.join(t.__name__ for t in types)}"
             )
+    try:
+        _dt.datetime.fromisoformat(row["created_utc"])
+    except ValueError:
+        raise SchemaError(f"created_utc {row['created_utc']!r} is not an ISO 8601 time") from None
     if row["phase"] not in PHASES:
         raise SchemaError(f"phase {row['phase']!r}; expected one of {PHASES}")
     if row["status"] not in STATUSES:
@@ -194,19 +202,94 @@ def append_row(path: str | Path, row: dict) -> None:
     write_atomic(path, old + _dumps(row) + "\n")
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of one results file, or of every ``*.jsonl`` under a folder, validated."""
+@dataclass(frozen=True)
+class BadLine:
+    """A stored line that is not a valid row: its file, 1-based line (None: the whole file
+    could not be read) and why."""
+
+    file: Path
+    line: int | None
+    error: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line is not None else str(self.file)
+
+    def strict(self) -> str:
+        """The message of the strict reader's :class:`SchemaError`."""
+        return f"{self.file}, line {self.line}: {self.error}" if self.line is not None else (
+            f"{self.file}: {self.error}")
+
+
+_WARNED: set[tuple[str, int | None, str]] = set()  # reported once per process
+
+
+def warn_bad_lines(bad: Iterable[BadLine]) -> None:
+    """One warning on stderr for each bad line not reported before in this process."""
+    for b in bad:
+        key = (str(Path(b.file).resolve()), b.line, b.error)
+        if key in _WARNED:
+            continue
+        _WARNED.add(key)
+        what = "line" if b.line is not None else "file"
+        print(f"kmrec: warning: {b.where}: skipped a malformed result {what} ({b.error}); "
+              f"repair or delete the {what}, or move the file out of {Path(b.file).parent}",
+              file=sys.stderr)
+
+
+def scan_lines(path: str | Path, parse: Callable[[Any], Any]
+               ) -> tuple[list[tuple[Path, Any]], list[BadLine]]:
+    """Every non-blank line of one JSON-lines file, or of every ``*.jsonl`` under a folder,
+    passed through ``parse`` (which raises :class:`SchemaError` on a bad record): the
+    (file, parsed) pairs in file and line order, and the lines that failed. Bytes that are
+    not UTF-8 spoil their line only; a file that cannot be read is one bad entry."""
     p = Path(path)
-    files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
-    rows = []
+    files = sorted(f for f in p.rglob("*.jsonl") if not f.is_dir()) if p.is_dir() else [p]
+    good: list[tuple[Path, Any]] = []
+    bad: list[BadLine] = []
     for f in files:
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            bad.append(BadLine(f, None, f"cannot be read: {type(e).__name__}: {e}"))
+            continue
+        for n, raw in enumerate(data.splitlines(), start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad.append(BadLine(f, n, f"not UTF-8 text: byte {raw[e.start:e.start + 1]!r} "
+                                         f"at column {e.start + 1}"))
+                continue
             if not line.strip():
                 continue
             try:
-                rows.append(validate_row(json.loads(line)))
-            except (json.JSONDecodeError, SchemaError) as e:
-                raise SchemaError(f"{f}, line {n}: {e}") from None
+                good.append((f, parse(json.loads(line))))
+            except json.JSONDecodeError as e:
+                bad.append(BadLine(f, n, f"not JSON: {e}"))
+            except SchemaError as e:
+                bad.append(BadLine(f, n, str(e)))
+    return good, bad
+
+
+def scan_rows(path: str | Path) -> tuple[list[dict], list[BadLine]]:
+    """The valid rows (of one file, or of every ``*.jsonl`` under a folder) and the lines
+    that are not valid rows."""
+    good, bad = scan_lines(path, validate_row)
+    return [r for _, r in good], bad
+
+
+def read_rows(path: str | Path, on_error: str = "raise") -> list[dict]:
+    """Rows of one results file, or of every ``*.jsonl`` under a folder, validated.
+
+    ``on_error="raise"`` (the default): a :class:`SchemaError` naming the file and line of
+    the first bad line. ``on_error="warn"``: bad lines are skipped, each reported once per
+    process on stderr with its file and line, and the valid rows returned."""
+    if on_error not in ("raise", "warn"):
+        raise ValueError(f"on_error {on_error!r}; expected 'raise' or 'warn'")
+    rows, bad = scan_rows(path)
+    if bad and on_error == "raise":
+        raise SchemaError(bad[0].strict())
+    warn_bad_lines(bad)
     return rows
 
 

@@ -11,7 +11,6 @@ The same rows give the same bytes.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from kmrec_gpu.claims.run import cell_keys
 from kmrec_gpu.claims.verdict import conclusion_holds, difference_side, figure_verdict
 from kmrec_gpu.errors import KmrecError
 from kmrec_gpu.metrics import users as user_stats
-from kmrec_gpu.results import validate_row
+from kmrec_gpu.results import read_rows
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # stored with every claim; one seed for every resampling stream
@@ -47,15 +46,11 @@ def stored_rows(results_dir: str | Path) -> dict[str, Stored]:
     out: dict[str, Stored] = {}
     runs = root / "runs"
     for f in sorted(runs.glob("*.jsonl")) if runs.is_dir() else []:
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = validate_row(json.loads(line))
-            except (json.JSONDecodeError, KmrecError) as e:
-                raise KmrecError(f"{f}, line {n}: {e}; repair or move the file") from None
-            h = row.get("extra", {}).get("harness")
-            if not h or row["phase"] != "evaluate" or row["status"] != "ok":
+        # a bad line is reported (file and line) and skipped: it is no cell's result
+        for row in read_rows(f, on_error="warn"):
+            h = (row.get("extra") or {}).get("harness")
+            if (not isinstance(h, dict) or not isinstance(h.get("cell_key"), str)
+                    or row["phase"] != "evaluate" or row["status"] != "ok"):
                 continue
             old = out.get(h["cell_key"])
             if old is None or row["created_utc"] >= old.row["created_utc"]:
@@ -147,6 +142,11 @@ def _conclusion(p: Protocol, rows: _Rows) -> tuple[bool | None, list[dict]]:
     return conclusion_holds(sides), evidence
 
 
+def _show(x: float) -> str:
+    """Counts as counts, figures to 4 decimals."""
+    return f"{x:,.0f}" if float(x).is_integer() or abs(x) >= 100 else f"{x:.4f}"
+
+
 def _verdict_note(p: Protocol, figures: list[dict]) -> str:
     if p.declared:
         return p.declared[1].strip()
@@ -154,9 +154,8 @@ def _verdict_note(p: Protocol, figures: list[dict]) -> str:
     for f in figures:
         if "verdict" in f:
             parts.append(f"{f['model']} ({f['kind']}, {f['metric']}, {f['dataset']}): "
-                         f"{f['value']:.4g} "
-                         f"[{f['ci_low']:.4g}, {f['ci_high']:.4g}] against "
-                         f"{p.claimed:g} ± {p.margin:g}: {f['verdict']}")
+                         f"{_show(f['value'])} [{_show(f['ci_low'])}, {_show(f['ci_high'])}] "
+                         f"against {_show(p.claimed)} ± {_show(p.margin)}: {f['verdict']}")
     return "; ".join(parts) + "."
 
 

@@ -29,7 +29,7 @@ from kmrec_gpu.harness.spec import CellSpec, ConfigError, conf_dir
 # timing is not what is compared; peers are other libraries, not this code
 SETTINGS = ("sweep=check", "seed=0", "timing.warmup=0", "timing.repeats=1", "force=true",
             "with_peers=false")
-FAILING = ("regressed", "failed", "missing", "dataset changed")
+FAILING = ("regressed", "failed", "missing", "dataset changed", "no baseline")
 _ABSENT = object()
 
 
@@ -41,7 +41,7 @@ class BaselineError(KmrecError):
 class Finding:
     cell: str
     metric: str
-    status: str  # regressed | improved | failed | missing | dataset changed | new
+    status: str  # regressed | improved | failed | missing | dataset changed | no baseline
     base: Any = None
     now: Any = None
     tol: str = ""
@@ -137,13 +137,15 @@ def compare(baselines: dict, results: dict[str, Any], tolerances: dict
                 findings.append(Finding(cid, f"dataset {k}", "dataset changed", was.get(k),
                                         now.get(k)))
         metrics = clean(res.metrics)
+        if not base["metrics"]:  # nothing to compare is not a pass
+            findings.append(Finding(cid, "-", "no baseline", "no metrics"))
         for m in sorted(set(base["metrics"]) | set(metrics)):
             if m not in tolerances:
                 unchecked.add(m)
             elif m not in metrics:
                 findings.append(Finding(cid, m, "regressed", base["metrics"][m], "absent"))
-            elif m not in base["metrics"]:
-                findings.append(Finding(cid, m, "new", None, metrics[m]))
+            elif m not in base["metrics"]:  # a compared metric the baseline lacks
+                findings.append(Finding(cid, m, "no baseline", "absent", metrics[m]))
             else:
                 f = compare_metric(cid, m, base["metrics"][m], metrics[m], tolerances[m])
                 findings += [f] if f else []
@@ -177,7 +179,32 @@ def load_baselines(path: Path) -> dict:
             and isinstance(data.get("datasets"), dict)):
         raise BaselineError(f"{path} is not a check baselines file (no cells and datasets); "
                             "run `kmrec check --update` to rewrite it")
+    for cid, cell in data["cells"].items():
+        _check_cell(path, cid, cell)
+    for name, facts in data["datasets"].items():
+        if not isinstance(facts, dict):
+            raise BaselineError(f"{path}: dataset {name} is {facts!r}, not an object; fix it, "
+                                "or delete the file and run `kmrec check --update`")
     return data
+
+
+def _check_cell(path: Path, cid: str, cell: Any) -> None:
+    """A baseline cell is {dataset, metrics: {name: number or null (a stored NaN)}, ...}."""
+    fix = "fix it, or delete the file and run `kmrec check --update`"
+    if not isinstance(cell, dict):
+        raise BaselineError(f"{path}: cell {cid} is {type(cell).__name__}, not an object; {fix}")
+    if not isinstance(cell.get("dataset"), str):
+        raise BaselineError(f"{path}: cell {cid} has no dataset name; {fix}")
+    if not isinstance(cell.get("metrics"), dict):
+        raise BaselineError(f"{path}: cell {cid} has no 'metrics' object "
+                            f"(found {cell.get('metrics')!r}); {fix}")
+    for m, v in cell["metrics"].items():
+        if v is None:  # a NaN when the baseline was written (strict JSON has no NaN)
+            continue
+        if (isinstance(v, bool) or not isinstance(v, (int, float))
+                or not math.isfinite(v)):
+            raise BaselineError(f"{path}: cell {cid}, metric {m!r} is {v!r}; expected a "
+                                f"finite number (null stands for a NaN); {fix}")
 
 
 def _fmt(v: Any) -> str:
@@ -187,11 +214,12 @@ def _fmt(v: Any) -> str:
 def findings_table(findings: list[Finding]) -> Table:
     t = Table("cell", "metric", "baseline", "now", "delta", "tolerance", "status",
               title="check: changes beyond tolerance")
-    colour = {"improved": "green", "new": "cyan"}
+    colour = {"improved": "green"}
     for f in findings:
         num = isinstance(f.base, (int, float)) and isinstance(f.now, (int, float))
         delta = f"{f.now - f.base:+.3g}" if num else ""
-        status = f.status + (": consider --update" if f.status in ("improved", "new") else "")
+        status = f.status + {"improved": ": consider --update",
+                             "no baseline": ": run --update"}.get(f.status, "")
         t.add_row(escape(f.cell), escape(f.metric), _fmt(f.base), _fmt(f.now), delta,
                   escape(f.tol), f"[{colour.get(f.status, 'red')}]{escape(status)}[/]")
     return t
@@ -296,7 +324,7 @@ def run_check(*, results_dir: str | Path = "results",
     if findings:
         console.print(findings_table(findings))
     n_bad = sum(f.status in FAILING for f in findings)
-    n_up = sum(f.status in ("improved", "new") for f in findings)
+    n_up = sum(f.status == "improved" for f in findings)
     rekeyed = sorted(k for k, r in results.items()
                      if k in base["cells"] and base["cells"][k].get("key") != r.spec.key)
     if rekeyed:  # parameters, timing or evaluation settings differ from the baseline's run
@@ -307,7 +335,7 @@ def run_check(*, results_dir: str | Path = "results",
         console.print(f"note: baselines from {old['device']}, this run on "
                       f"{', '.join(sorted(device))}")
     console.print(f"check: {len(results)} cells, {passed} metrics within tolerance, "
-                  f"{n_up} improved or new, {n_bad} regressed or failed"
+                  f"{n_up} improved, {n_bad} regressed or failed"
                   + (f"; not compared: {', '.join(sorted(unchecked))}" if unchecked else ""))
     console.print("[red]check FAILED[/]" if n_bad else "[green]check passed[/]")
     return 1 if n_bad else 0

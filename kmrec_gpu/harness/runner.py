@@ -105,11 +105,16 @@ class Harness:
         """(cell key, revision) of every completed cell in the results folder."""
         if self._done is None:
             runs = self.results_dir / "runs"
-            rows = read_rows(runs) if runs.is_dir() else []
-            self._done = {(r["extra"]["harness"]["cell_key"], r["git_revision"])
-                          for r in rows if r.get("extra", {}).get("harness")
-                          and r["extra"]["harness"]["role"] != "comparison"
-                          and r["phase"] == "evaluate" and r["status"] == "ok"}
+            # other runs' files: a bad line there is reported and skipped, so it can neither
+            # fail this cell nor stop the run
+            rows = read_rows(runs, on_error="warn") if runs.is_dir() else []
+            self._done = set()
+            for r in rows:
+                h = (r.get("extra") or {}).get("harness")
+                if (isinstance(h, dict) and isinstance(h.get("cell_key"), str)
+                        and h.get("role") != "comparison" and r["phase"] == "evaluate"
+                        and r["status"] == "ok"):
+                    self._done.add((h["cell_key"], r["git_revision"]))
         return self._done
 
     def already_done(self, spec: CellSpec) -> bool:

@@ -13,6 +13,7 @@ test-selected, the target), so a leaky figure never averages with a held-out one
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 from collections import defaultdict
@@ -147,9 +148,43 @@ def _seeds(rows: list[dict]) -> str:
     return f"{text}; folds {', '.join(map(str, folds))}" if folds else text
 
 
+def _finite(rows: list[dict], metric: str) -> tuple[list[float], int]:
+    """The metric's finite values over ``rows``, and how many rows hold it as NaN (or
+    infinite): those are missing, never averaged in."""
+    vals, n_nan = [], 0
+    for r in rows:
+        if metric in r["metrics"]:
+            v = r["metrics"][metric]
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                vals.append(v)
+            else:
+                n_nan += 1
+    return vals, n_nan
+
+
 def _mean(rows: list[dict], metric: str) -> float | None:
-    vals = [r["metrics"][metric] for r in rows if metric in r["metrics"]]
+    vals, _ = _finite(rows, metric)
     return statistics.fmean(vals) if vals else None
+
+
+def _nan_count(rows: list[dict], metric: str) -> str:
+    n_nan = _finite(rows, metric)[1]
+    return f" ({n_nan} of {len(rows)} splits NaN, left out)" if n_nan else ""
+
+
+def _mean_cell(rows: list[dict], metric: str) -> str:
+    return fmt.metric(_mean(rows, metric)) + _nan_count(rows, metric)
+
+
+def nan_note(rows: list[dict]) -> str:
+    """A sentence counting the NaN metric values of the accuracy rows, or ""."""
+    acc = [r for r in rows if is_accuracy_row(r)]
+    n = sum(1 for r in acc for v in r["metrics"].values()
+            if isinstance(v, float) and not math.isfinite(v))
+    if not n:
+        return ""
+    return (f" {n} stored metric value(s) of these rows are NaN: each is shown as "
+            f"{fmt.MISSING}, counted beside the figure, and left out of every mean.")
 
 
 def _vs_anchors(dataset: str, rows: list[dict]) -> str:
@@ -169,16 +204,17 @@ def rating_table(rows: list[dict]) -> str:
     lines = []
     groups = _groups(acc)
     for (ds, model, lib, var, proto), rs in groups.items():
-        rmses = [r["metrics"]["rmse"] for r in rs]
+        rmses, _ = _finite(rs, "rmse")
         pool = pooled(rs, "rmse")
         base = _base(groups, ds, BASELINE["rmse"], proto)
         diff = paired(rs, base, "rmse") if base and model != BASELINE["rmse"] else None
-        value = pool["value"] if pool else statistics.fmean(rmses)
-        lines.append((ds, proto, value, model, lib, var, [
+        value = pool["value"] if pool else _mean(rs, "rmse")
+        lines.append((ds, proto, math.inf if value is None else value, model, lib, var, [
             ds, model, lib, var, proto, len(rs), _seeds(rs),
-            _pm(pool) if pool else f"{fmt.metric(value)} (mean)",
-            f"{fmt.metric(min(rmses))} to {fmt.metric(max(rmses))}" if len(rs) > 1 else "",
-            fmt.metric(_mean(rs, "mae")), _pm(diff, sign=True),
+            (_pm(pool) if pool else fmt.MISSING if value is None
+             else f"{fmt.metric(value)} (mean)") + _nan_count(rs, "rmse"),
+            f"{fmt.metric(min(rmses))} to {fmt.metric(max(rmses))}" if len(rmses) > 1 else "",
+            _mean_cell(rs, "mae"), _pm(diff, sign=True),
             _vs_anchors(rs[0]["dataset"]["name"], rs)]))
     lines.sort(key=lambda t: t[:6])
     return "\n\n".join([
@@ -210,8 +246,8 @@ def ranking_table(rows: list[dict]) -> str:
         diff = (paired(rs, base, ndcg) if ndcg and base and model != BASELINE["ranking"]
                 else None)
         out.append([ds, model, lib, var, proto, len(rs), _seeds(rs),
-                    *(_pm(pool) if m == ndcg and pool else fmt.metric(_mean(rs, m))
-                      for m in metrics), _pm(diff, sign=True)])
+                    *(_pm(pool) + _nan_count(rs, m) if m == ndcg and pool
+                      else _mean_cell(rs, m) for m in metrics), _pm(diff, sign=True)])
     return "\n\n".join([
         fmt.table(["dataset", "model", "library", "variant", "protocol (split without seed)",
                    "splits", "seeds",
@@ -241,7 +277,7 @@ def anchors_section(rows: list[dict]) -> str:
             text += ("same protocol as " + ", ".join(sorted(
                 {a.source for a in anchors if any(same_protocol(a, r["split"]) for r in same)}))
                 + ": " + ", ".join(
-                    f"{m} {fmt.metric(statistics.fmean(r['metrics']['rmse'] for r in rs))} "
+                    f"{m} {_mean_cell(rs, 'rmse')} "
                     f"({len(rs)} splits)" for (_, m, _, _, _), rs in sorted(per_model.items()))
                 + ". ")
         if other:

@@ -170,11 +170,22 @@ def _header(inp: Inputs, figs: _Figures) -> str:
         f"{accuracy.n_older_configurations(inp.runs)} rows of a model name's earlier "
         "configuration (one name, one configuration: the newest row's parameters). "
         f"Newest row: {newest}. Figures are in `{folder}/`.\n\n"
-        f"Files read:\n\n{files}\n\n"
+        f"Files read:\n\n{files}\n\n{_bad_lines(inp)}"
         "Every table and figure ends with the label of the rows it is drawn from: device "
         "(`backend.device_name`), data (first 12 hex digits of the dataset's sha256, or the "
         "generator seed of synthetic data), seeds, and code revision (`git_revision`, "
         "first 10 characters).")
+
+
+def _bad_lines(inp: Inputs) -> str:
+    """The lines left out as malformed, by file and line (stderr said so too)."""
+    if not inp.bad_lines:
+        return ""
+    where = "\n".join(f"- `{inp.shown(b.file)}{f':{b.line}' if b.line is not None else ''}`: "
+                      f"{fmt.esc(b.error)}" for b in inp.bad_lines)
+    return (f"**{len(inp.bad_lines)} malformed lines were skipped** (not valid rows; "
+            f"repair or delete them, or move their files out of the results folder):"
+            f"\n\n{where}\n\n")
 
 
 def _figure(figs: _Figures, name: str, panels: list[Panel], title: str, rows: list[dict],
@@ -308,13 +319,15 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
         "One line per dataset, model, variant (what the row's `extra` says about its "
         "protocol) and split protocol; several seeds or folds are averaged and counted. "
         "A variant 'as published' (or 'as_published') is a document's own protocol, leaks "
-        "included, reproduced for comparison: it is not a held-out figure.",
+        "included, reproduced for comparison: it is not a held-out figure."
+        + accuracy.nan_note(inp.runs),
         "### Rating prediction\n\n" + accuracy.rating_table(inp.runs),
         "### Top-k recommendation\n\n" + accuracy.ranking_table(inp.runs),
         "### Published anchors\n\n" + accuracy.anchors_section(inp.runs),
         "## Scale\n\n" + _scale_section(inp, figs),
         "## CPU vs GPU\n\n" + tables.comparison_section(every),
         "## Failed and skipped cells\n\n" + tables.failed_section(every),
+        "## Interrupted cells\n\n" + tables.interrupted_section(inp.interrupted),
         "## Elbow curves\n\n" + _elbow_section(inp, figs, root),
         "## Coverage\n\nWhich model families of the project's issues have stored results.\n\n"
         + coverage.section(every),

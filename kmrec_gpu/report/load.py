@@ -1,7 +1,8 @@
 """Collect what the report is drawn from: stored files only, nothing is re-run.
 
 - ``<results>/claims.json`` (validated by :mod:`kmrec_gpu.claims`);
-- ``<results>/runs/*.jsonl`` result rows (validated by :func:`kmrec_gpu.results.read_rows`);
+- ``<results>/runs/*.jsonl`` result rows (validated by :func:`kmrec_gpu.results.scan_lines`:
+  a malformed line is skipped and reported with its file and line, never fatal);
 - ``<results>/bench/factor.jsonl`` (result rows) and ``<results>/bench/kmeans.jsonl``
   (the K-means benchmark's own records, written before the row schema covered it, then
   result rows whose ``extra`` holds the same record: :func:`kmeans_record` reads both).
@@ -20,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from kmrec_gpu.claims import load_claims
-from kmrec_gpu.errors import SchemaError
-from kmrec_gpu.results import read_rows, validate_row
+from kmrec_gpu.errors import KmrecError, SchemaError
+from kmrec_gpu.results import BadLine, scan_lines, validate_row, warn_bad_lines
 
 SOURCE = "_source"
 _ORDER = "_order"
+
+
+class ResultsNotFound(KmrecError, FileNotFoundError):
+    """The results folder to report on does not exist (or is not a folder)."""
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Inputs:
     files: list[str] = field(default_factory=list)
     n_rows_read: int = 0
     n_superseded: int = 0
+    bad_lines: list[BadLine] = field(default_factory=list)  # skipped, each reported once
+    interrupted: list[dict] = field(default_factory=list)  # see interrupted_cells
 
     def shown(self, path: Path) -> str:
         """A file's name as the report prints it: relative to the results folder's parent."""
@@ -121,15 +128,10 @@ def _tag(rows: list[dict], shown: str, start: int) -> list[dict]:
     return [{**r, SOURCE: shown, _ORDER: start + i} for i, r in enumerate(rows)]
 
 
-def _read_records(path: Path) -> list[dict]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise SchemaError(f"{path}, line {n}: {e}") from None
-    return out
+def _record(rec: Any) -> dict:
+    if not isinstance(rec, dict):
+        raise SchemaError(f"a record is a JSON object, not {type(rec).__name__}")
+    return rec
 
 
 def kmeans_record(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -149,7 +151,14 @@ def kmeans_record(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def load_inputs(results_dir: str | Path) -> Inputs:
+    """Every stored file under ``results_dir``. A malformed line (not JSON, not UTF-8, not a
+    valid row) is skipped, reported once on stderr with its file and line, and listed in
+    :attr:`Inputs.bad_lines`; a results folder that does not exist is an error."""
     root = Path(results_dir)
+    if not root.is_dir():
+        raise ResultsNotFound(f"results folder {root} "
+                              + ("is not a folder" if root.exists() else "does not exist")
+                              + ": pass the folder the runs wrote to (--results DIR)")
     inp = Inputs(results_dir=root)
     claims_path = root / "claims.json"
     if claims_path.exists():
@@ -158,24 +167,23 @@ def load_inputs(results_dir: str | Path) -> Inputs:
     order = 0
     runs: list[dict] = []
     for f in sorted((root / "runs").glob("*.jsonl")):
-        rows = _tag(read_rows(f), inp.shown(f), order)
+        rows = _tag(_scan(inp, f, validate_row), inp.shown(f), order)
         order += len(rows)
         runs += rows
         inp.files.append(inp.shown(f))
     factor: list[dict] = []
     kmeans: list[dict] = []
     if (f := root / "bench" / "factor.jsonl").exists():
-        factor = _tag(read_rows(f), inp.shown(f), order)
+        factor = _tag(_scan(inp, f, validate_row), inp.shown(f), order)
         order += len(factor)
         inp.files.append(inp.shown(f))
     if (f := root / "bench" / "kmeans.jsonl").exists():
-        try:
-            records = [kmeans_record(r) for r in _read_records(f)]
-        except SchemaError as e:
-            raise SchemaError(f"{f}: {e}") from None
+        records = _scan(inp, f, lambda r: kmeans_record(_record(r)))
         kmeans = _tag([r for r in records if r is not None], inp.shown(f), order)
         inp.files.append(inp.shown(f))
+    warn_bad_lines(inp.bad_lines)
     inp.n_rows_read = len(runs) + len(factor) + len(kmeans)
+    inp.interrupted = interrupted_cells(runs)
     runs, d1 = drop_repeated_runs(runs)
     factor, d2 = drop_repeated_runs(factor)
     inp.runs, d3 = newest(runs)
@@ -183,6 +191,43 @@ def load_inputs(results_dir: str | Path) -> Inputs:
     inp.kmeans, d5 = newest(kmeans)
     inp.n_superseded = d1 + d2 + d3 + d4 + d5
     return inp
+
+
+def _scan(inp: Inputs, path: Path, parse) -> list:
+    good, bad = scan_lines(path, parse)
+    inp.bad_lines += bad
+    return [r for _, r in good]
+
+
+def _ends_cell(row: dict[str, Any]) -> bool:
+    """Whether the harness writes this row last for a cell: its ``evaluate`` row, or the
+    failed or skipped ``end-to-end`` row that says why the cell did not run."""
+    return row["phase"] == "evaluate" or (row["phase"] == "end-to-end"
+                                          and row["status"] != "ok")
+
+
+def interrupted_cells(rows: list[dict]) -> list[dict]:
+    """Harness cells a run began and never ended: rows with the cell's key in that run
+    (load, split, fit, ...) but no ``evaluate`` row and no failed or skipped ``end-to-end``
+    row, as a process killed mid-cell leaves them. One dict per (run, cell), with the rows
+    it left, its last phase, and whether any run has since stored an ok ``evaluate`` row
+    for that cell key."""
+    cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        h = harness(r)
+        if h and isinstance(h.get("cell_key"), str):
+            cells[(r["run_id"], h["cell_key"])].append(r)
+    done = {k for (_, k), rs in cells.items()
+            if any(r["phase"] == "evaluate" and r["status"] == "ok" for r in rs)}
+    out = []
+    for (run_id, key), rs in cells.items():
+        if any(_ends_cell(r) for r in rs):
+            continue
+        last = max(rs, key=lambda r: r.get(_ORDER, 0))
+        out.append({"run_id": run_id, "cell_key": key, "harness": harness(last),
+                    "row": last, "phases": [r["phase"] for r in rs],
+                    "completed_elsewhere": key in done})
+    return sorted(out, key=lambda c: (stamp(c["row"]) or "", c["run_id"], c["cell_key"]))
 
 
 def harness(row: dict[str, Any]) -> dict[str, Any] | None:

@@ -134,3 +134,27 @@ def harness_timing_section(rows: list[dict]) -> str:
         ["model", "role", "dataset", "ratings", "library", "device", "phase", "seed",
          "median s", "min to max s", "repeats", "throughput", "host peak (rise)",
          "device peak"], out), label(timed)])
+
+
+def interrupted_section(cells: list[dict]) -> str:
+    """Harness cells a run began and never ended (:func:`load.interrupted_cells`): a process
+    killed or crashed mid-cell leaves its load, split or fit rows and no end row."""
+    if not cells:
+        return "No interrupted cells: every harness cell a run began has its end row."
+    out = []
+    for c in cells:
+        h, r = c["harness"] or {}, c["row"]
+        out.append([h.get("model_config", r["model"]["name"]),
+                    h.get("dataset_config", r["dataset"].get("name") or ""),
+                    h.get("backend_config", r["backend"].get("name")), r["seed"],
+                    c["cell_key"], c["run_id"], ", ".join(c["phases"]), r["created_utc"],
+                    "yes" if c["completed_elsewhere"] else "no",
+                    _file_name(r[SOURCE])])
+    return "\n\n".join([
+        f"{len(cells)} (run, cell) pair(s) began and have no end row (no `evaluate` row, no "
+        "failed or skipped `end-to-end` row): the process stopped mid-cell (killed, out of "
+        "memory, a crash), or its run was still going when this report was built. Their "
+        "partial rows are in no result; run the cell again.",
+        fmt.table(["model", "dataset", "backend", "seed", "cell key", "run", "rows left",
+                   "last row at", "completed in a run", "file"], out),
+        label([c["row"] for c in cells])])
