@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("info", _datasets_info, "load a dataset and print its counts, scale, genres, "
          "sha256 and where it was read from"),
         ("verify", _datasets_verify, "check a dataset's checksums and counts against the "
-         "registry; exit 1 on any mismatch"),
+         "registry; exit 1 on any mismatch or when the copy does not load (the failing "
+         "file and line are listed with the checks)"),
     ):
         sp = dsub.add_parser(name, help=hlp, description=hlp[0].upper() + hlp[1:] + ".")
         sp.add_argument("name", help="dataset name (see `kmrec datasets list`)")

@@ -44,3 +44,9 @@ class BackendUnavailable(KmrecError):
 
 class SchemaError(KmrecError):
     """A result row or claims record does not follow its schema."""
+
+
+class InvalidArgument(KmrecError, ValueError):
+    """An argument is outside what a function accepts (an empty separator, a negative seed).
+
+    Also a ``ValueError``, so callers that catch those keep working."""

@@ -18,6 +18,7 @@ fused kernel where one exists for the backend and the namespace composition othe
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,32 @@ from kmrec_gpu.cluster.data import KMeansData, prepare
 
 class NotFittedError(RuntimeError, AttributeError):
     """The estimator was used before ``fit``."""
+
+
+def _refuse_complex(X: Any, what: str) -> None:
+    """scikit-learn refuses complex data; casting it to float would drop the imaginary part
+    without a word."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is None and not hasattr(X, "shape"):  # a list or tuple of numbers
+        try:
+            dtype = np.asarray(X).dtype
+        except (TypeError, ValueError):
+            return  # not array-like: prepare() says what is wrong
+    if dtype is not None and "complex" in str(dtype):
+        raise ValueError(f"Complex data not supported: {what} got X of dtype {dtype}; "
+                         "K-means needs real features (pass X.real, or np.abs(X), or "
+                         "stack the real and imaginary parts as columns)")
+
+
+def _warn_if_fewer_clusters(labels: np.ndarray, k: int) -> None:
+    """scikit-learn's warning when duplicate points leave clusters empty."""
+    found = int(np.unique(labels).size)
+    if found < k:
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.warn(f"Number of distinct clusters ({found}) found smaller than "
+                      f"n_clusters ({k}). Possibly due to duplicate points in X.",
+                      ConvergenceWarning, stacklevel=3)
 
 
 def resolve_backend(backend: str | Backend, library: str | None) -> Backend:
@@ -107,6 +134,7 @@ class KMeans:
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         n_init = self._check_params()
+        _refuse_complex(X, "KMeans.fit")
         be = resolve_backend(self.backend, self.library)
         data = prepare(X, be, k=self.n_clusters, budget_bytes=int(self.memory_budget_mb * 2**20))
         ops = assign_mod.choose(data, self.kernels)
@@ -129,6 +157,7 @@ class KMeans:
         self.n_features_in_ = data.d
         self.backend_ = be.describe()
         self.assign_path_ = ops.name
+        _warn_if_fewer_clusters(self.labels_, self.n_clusters)
         return self
 
     def _initial_centers(self, data: KMeansData, run: int) -> Any:
@@ -157,6 +186,7 @@ class KMeans:
 
     def _data(self, X: Any) -> KMeansData:
         self._check_fitted()
+        _refuse_complex(X, "KMeans")
         data = prepare(X, self._backend_, k=1,
                        budget_bytes=int(self.memory_budget_mb * 2**20))
         if data.d != self.n_features_in_:

@@ -54,22 +54,46 @@ def load(
 
 
 def verify(name: str, path: str | Path | None = None, *, download: bool = False) -> dict:
-    """Checksums of a located copy plus its counts against the registry's."""
+    """Checksums of a located copy plus its counts against the registry's.
+
+    A copy that does not load (a line that does not parse, a zip that is not readable) is
+    a failed check like a wrong digest, not an error: the report still lists every check
+    that could be made, and one ``load`` row that says what went wrong and where."""
+    import hashlib
+
     from kmrec_gpu.data.locate import locate
+    from kmrec_gpu.errors import DataError
 
     spec = get_spec(name)
-    src = locate(spec, path, download=download and spec.downloadable)
+    src = locate(spec, path, download=download and spec.downloadable, open_now=False)
     try:
         checks = src.verify_archive()
+        r = failure = None
+        try:
+            r = load(name, src.path, verify=False)
+            digests: dict[str, str | None] = dict(r.source.files)
+        except DataError as e:
+            failure = str(e)
+            digests = {}
+            for member in sorted(set(spec.files.values())):
+                try:
+                    digests[member] = hashlib.sha256(src.read(member)).hexdigest()
+                except DataError:
+                    digests[member] = None  # unreadable: the load row says why
     finally:
         src.close()
-    r = load(name, src.path, verify=False)
-    for member, sha in sorted(r.source.files.items()):
+    for member, sha in sorted(digests.items()):
         want = spec.member_sha256.get(member)
         if src.kind == "zip" or want is None:
+            ok = False if sha is None else None if want is None else sha == want
             checks.append({"file": f"{src.path}:{member}" if src.kind == "zip" else member,
-                           "algorithm": "sha256", "expected": want, "actual": sha,
-                           "ok": None if want is None else sha == want})
+                           "algorithm": "sha256", "expected": want,
+                           "actual": sha if sha is not None else "unreadable", "ok": ok})
+    if failure is not None:
+        checks.append({"file": name, "algorithm": "load", "expected": "a copy that loads",
+                       "actual": failure, "ok": False})
+        return {"name": name, "source": str(src.path), "kind": src.kind, "ok": False,
+                "checks": checks}
     e = spec.expected
     s = r.summary()
     for key, want in (("n_ratings", e.n_ratings), ("n_users", e.n_users), ("n_items", e.n_items),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kmrec_gpu.data.registry import GROUPLENS_URL, DatasetSpec
-from kmrec_gpu.errors import ChecksumMismatch, CorruptArchive, DatasetNotFound
+from kmrec_gpu.errors import ChecksumMismatch, CorruptArchive, DataError, DatasetNotFound
 
 _CHUNK = 1 << 20
 
@@ -56,9 +56,16 @@ class Source:
     path: Path
     kind: str  # "zip" | "dir"
     _zip: zipfile.ZipFile | None = field(default=None, repr=False)
+    # False: a zip is opened on the first read, so that its digests can still be checked
+    # (`kmrec datasets verify`) when it is not a readable zip at all
+    open_now: bool = field(default=True, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind == "zip":
+        if self.kind == "zip" and self.open_now:
+            self._open()
+
+    def _open(self) -> zipfile.ZipFile:
+        if self._zip is None:
             try:
                 self._zip = zipfile.ZipFile(self.path)
             except (zipfile.BadZipFile, OSError) as e:
@@ -66,6 +73,7 @@ class Source:
                     f"{self.path}: not a readable zip archive ({e}); expected the official "
                     f"{self.spec.zip_name} from GroupLens. Delete it and fetch it again."
                 ) from None
+        return self._zip
 
     def where(self, member: str) -> str:
         return f"{self.path}:{member}" if self.kind == "zip" else str(self.path / member)
@@ -76,12 +84,12 @@ class Source:
             if not p.is_file():
                 raise CorruptArchive(f"{self.path}: missing file {member!r} of {self.spec.name}")
             return p.read_bytes()
-        assert self._zip is not None
-        names = set(self._zip.namelist())
+        zf = self._open()
+        names = set(zf.namelist())
         for name in (f"{self.spec.folder}/{member}", member):
             if name in names:
                 try:
-                    return self._zip.read(name)
+                    return zf.read(name)
                 except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
                     raise CorruptArchive(
                         f"{self.path}: member {name!r} is corrupt or truncated ({e})"
@@ -125,25 +133,29 @@ def _candidates(spec: DatasetSpec, root: Path) -> list[Path]:
     return out
 
 
-def _as_source(spec: DatasetSpec, p: Path) -> Source | None:
+def _as_source(spec: DatasetSpec, p: Path, open_now: bool = True) -> Source | None:
     main = spec.files["ratings"]
     if p.is_file():
-        return Source(spec, p, "zip")
+        return Source(spec, p, "zip", open_now=open_now)
     if p.is_dir():
         if (p / main).is_file():
             return Source(spec, p, "dir")
         if (p / spec.folder / main).is_file():
             return Source(spec, p / spec.folder, "dir")
         if (p / spec.zip_name).is_file():
-            return Source(spec, p / spec.zip_name, "zip")
+            return Source(spec, p / spec.zip_name, "zip", open_now=open_now)
     return None
 
 
-def locate(spec: DatasetSpec, path: str | Path | None = None, *, download: bool = True) -> Source:
-    """Find ``spec``'s files, downloading them into the cache as a last resort."""
+def locate(spec: DatasetSpec, path: str | Path | None = None, *, download: bool = True,
+           open_now: bool = True) -> Source:
+    """Find ``spec``'s files, downloading them into the cache as a last resort.
+
+    ``open_now=False`` defers opening a zip to its first read (a zip that is not readable
+    is then found, and its digests checked, rather than refused here)."""
     if path is not None:
         p = Path(path).expanduser()
-        src = _as_source(spec, p)
+        src = _as_source(spec, p, open_now)
         if src is None:
             raise DatasetNotFound(
                 f"{spec.name}: {p} is neither {spec.zip_name} nor a folder holding "
@@ -154,13 +166,13 @@ def locate(spec: DatasetSpec, path: str | Path | None = None, *, download: bool 
     for root in data_dirs():
         for cand in _candidates(spec, root):
             looked.append(str(cand))
-            src = _as_source(spec, cand)
+            src = _as_source(spec, cand, open_now)
             if src is not None:
                 return src
     cached = cache_dir() / spec.zip_name
     looked.append(str(cached))
     if cached.is_file():
-        return Source(spec, cached, "zip")
+        return Source(spec, cached, "zip", open_now=open_now)
     why = _why_no_download(spec, download)
     if why is None:
         try:
@@ -201,10 +213,30 @@ def _not_found_message(spec: DatasetSpec, looked: list[str], why: str) -> str:
     )
 
 
+def writable_folder(path: Path, what: str) -> Path:
+    """``path`` as a folder that can be written, made if missing, or a project error that
+    says which folder, why, and what decides where it is (``XDG_CACHE_HOME``)."""
+    hint = (f" (it comes from XDG_CACHE_HOME={os.environ['XDG_CACHE_HOME']!r})"
+            if os.environ.get("XDG_CACHE_HOME") else "")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"{what} {path} cannot be a folder: a file stands in its way{hint}"
+                        ) from None
+    except PermissionError:
+        raise DataError(f"{what} {path} cannot be created: permission denied{hint}") from None
+    if not path.is_dir():
+        raise DataError(f"{what} {path} is not a folder{hint}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataError(f"{what} {path} is not writable{hint}; point XDG_CACHE_HOME at a "
+                        "writable folder, or put the zip in a KMREC_DATA_DIR folder")
+    return path
+
+
 def fetch(spec: DatasetSpec, dest_dir: Path, url: str | None = None) -> Path:
     """Download ``spec``'s zip into ``dest_dir``, verified, atomically; return its path."""
     url = url or spec.url(base_url())
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(dest_dir, "the download cache")
     final = dest_dir / spec.zip_name
     fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{spec.zip_name}.", suffix=".part")
     tmp = Path(tmp_name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pandas as pd
 
 from kmrec_gpu.data.locate import Source as FileSource
 from kmrec_gpu.data.locate import locate
-from kmrec_gpu.data.parse import Table, line_number, read_table
+from kmrec_gpu.data.parse import Table, check_separator, read_table, row_line, row_lines
 from kmrec_gpu.data.registry import ML100K_GENRES, DatasetSpec
 from kmrec_gpu.errors import ChecksumMismatch, DataError, MalformedInput
 from kmrec_gpu.ratings import RatingScale, Ratings, Source, Tags, from_arrays
@@ -55,14 +57,14 @@ def _read(spec: DatasetSpec, src: FileSource, verify: bool) -> Ratings:
 
     ratings_where = src.where(spec.files["ratings"])
     rdf = read_table(blobs["ratings"], spec.layout["ratings"], ratings_where)
-    check_ratings(rdf, spec.scale, spec.layout["ratings"], ratings_where)
+    check_ratings(rdf, spec.scale, spec.layout["ratings"], ratings_where, blobs["ratings"])
 
     item_vocab = titles = genres = None
     genre_names: tuple[str, ...] = ()
     if "movies" in blobs:
         movies_where = src.where(spec.files["movies"])
         mdf = read_table(blobs["movies"], spec.layout["movies"], movies_where)
-        _check_unique_ids(mdf, spec.layout["movies"], movies_where)
+        _check_unique_ids(mdf, spec.layout["movies"], movies_where, blobs["movies"])
         mdf = mdf.sort_values("item", kind="stable").reset_index(drop=True)
         item_vocab = mdf["item"].to_numpy(np.int64)
         titles = mdf["title"].to_numpy(object)
@@ -83,7 +85,7 @@ def _read(spec: DatasetSpec, src: FileSource, verify: bool) -> Ratings:
         source=Source(str(src.path), sha, digests),
         meta={"n_movies": None if item_vocab is None else int(len(item_vocab))},
     )
-    _raise_on_duplicates(ratings, ratings_where, spec.layout["ratings"])
+    _raise_on_duplicates(ratings, ratings_where, spec.layout["ratings"], blobs["ratings"])
     if "tags" in blobs:
         ratings = _attach_tags(ratings, blobs["tags"], spec.layout["tags"],
                                src.where(spec.files["tags"]))
@@ -100,28 +102,29 @@ def _raise_on_mismatch(checks: list[dict]) -> None:
             )
 
 
-def check_ratings(df: pd.DataFrame, scale: RatingScale, table: Table, where: str) -> None:
-    """Reject NaN, out-of-range and off-grid ratings, naming the line."""
-    first_row = 1 if table.header is not None else 0
+def check_ratings(df: pd.DataFrame, scale: RatingScale, table: Table, where: str,
+                  data: bytes | None = None) -> None:
+    """Reject NaN, out-of-range and off-grid ratings, naming the line (counted in
+    ``data``, the file's bytes, when given: blank lines then count too)."""
     bad = np.flatnonzero(scale.invalid_mask(df["rating"].to_numpy()))
     if bad.size:
         row = int(bad[0])
         value = float(df["rating"].iloc[row])
         raise MalformedInput(
-            f"{where}, line {line_number(row, first_row)}: rating {value!r} "
+            f"{where}, line {row_line(data, table, row)}: rating {value!r} "
             f"(user {df['user'].iloc[row]}, item {df['item'].iloc[row]}); expected a value "
             f"from {scale.minimum:g} to {scale.maximum:g} in steps of {scale.step:g}"
         )
 
 
-def _raise_on_duplicates(r: Ratings, where: str, table: Table) -> None:
+def _raise_on_duplicates(r: Ratings, where: str, table: Table, data: bytes | None = None) -> None:
     dups = r.duplicate_pairs()
     if dups.size:
-        first_row = 1 if table.header is not None else 0
         # the pair of lines that share the first duplicated key
         key = r.users[dups].astype(np.int64) * r.n_items + r.items[dups]
         rows = dups[key == key[0]][:2]
-        lines = [line_number(int(i), first_row) for i in rows]
+        lines = ([row_line(None, table, int(i)) for i in rows] if data is None
+                 else row_lines(data, table, [int(i) for i in rows]))
         raise MalformedInput(
             f"{where}, lines {lines[0]} and {lines[1]}: user {r.user_ids[r.users[rows[0]]]} "
             f"rated item {r.item_ids[r.items[rows[0]]]} twice; expected one rating per "
@@ -129,12 +132,13 @@ def _raise_on_duplicates(r: Ratings, where: str, table: Table) -> None:
         )
 
 
-def _check_unique_ids(df: pd.DataFrame, table: Table, where: str) -> None:
+def _check_unique_ids(df: pd.DataFrame, table: Table, where: str,
+                      data: bytes | None = None) -> None:
     dup = df["item"].duplicated(keep="first").to_numpy()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
         raise MalformedInput(
-            f"{where}, line {line_number(row, 1 if table.header else 0)}: movie id "
+            f"{where}, line {row_line(data, table, row)}: movie id "
             f"{df['item'].iloc[row]} appears twice; expected one row per movie"
         )
 
@@ -188,7 +192,7 @@ def load_seed002(spec: DatasetSpec, path: str | Path | None = None, *, verify: b
         where = src.where(member)
         table = spec.layout["ratings"]
         df = read_table(data, table, where)
-        check_ratings(df, spec.scale, table, where)
+        check_ratings(df, spec.scale, table, where, data)
         r = from_arrays(
             df["user"].to_numpy(np.int64),
             df["item"].to_numpy(np.int64),
@@ -197,7 +201,7 @@ def load_seed002(spec: DatasetSpec, path: str | Path | None = None, *, verify: b
             name=spec.name,
             source=Source(str(src.path), sha, {member: sha}),
         )
-        _raise_on_duplicates(r, where, table)
+        _raise_on_duplicates(r, where, table, data)
         return r
     finally:
         src.close()
@@ -220,9 +224,15 @@ def load_csv(
 
     With ``header=True`` the columns are found by name (extra columns are ignored);
     without one they are taken in the order user, item, rating[, timestamp]. Ids must be
-    integers. ``scale`` defaults to the one the values imply (min, max, finest step).
+    integers (int64). Line numbers in errors are the file's own lines (blank lines count).
+
+    ``scale`` (a :class:`RatingScale`) is checked: a value outside it, or off its step, is
+    an error naming the line. Without one, the scale is inferred from the values (their
+    minimum, maximum and greatest common step on a 1e-6 grid, so {1, 2.5, 4, 5} is 1 to 5
+    in steps of 0.5) and printed on stderr, so that a typo (a 7 in a 1-5 file) is seen.
     """
     p = Path(path)
+    check_separator(sep, f"{p}")
     if not p.is_file():
         raise DataError(f"{p}: no such file")
     data = p.read_bytes()
@@ -247,8 +257,11 @@ def load_csv(
     df = read_table(data, table, str(p))
     values = df["rating"].to_numpy(np.float64)
     if scale is None:
-        scale = _infer_scale(values, table, str(p))
-    check_ratings(df, scale, table, str(p))
+        scale = _infer_scale(values, table, str(p), data)
+        print(f"{p}: no rating scale given; inferred {_describe(scale, values)} from the "
+              "values. Pass scale=RatingScale(min, max, step) to have values outside the "
+              "scale you expect reported", file=sys.stderr)
+    check_ratings(df, scale, table, str(p), data)
     sha = hashlib.sha256(data).hexdigest()
     r = from_arrays(
         df["user"].to_numpy(np.int64),
@@ -259,21 +272,52 @@ def load_csv(
         name=name or p.stem,
         source=Source(str(p), sha, {p.name: sha}),
     )
-    _raise_on_duplicates(r, str(p), table)
+    _raise_on_duplicates(r, str(p), table, data)
     return r
 
 
-def _infer_scale(values: np.ndarray, table: Table, where: str) -> RatingScale:
+# ratings are taken to be multiples of a step on this grid (six decimals)
+_GRID = 1e6
+
+
+def _infer_scale(values: np.ndarray, table: Table, where: str,
+                 data: bytes | None = None) -> RatingScale:
+    """The smallest scale holding ``values``: min, max, and the greatest common step of the
+    values on a 1e-6 grid (the GCD of their differences), so {1, 2.5, 4, 5} has step 0.5."""
     finite = np.isfinite(values)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise MalformedInput(
-            f"{where}, line {line_number(row, 1 if table.header else 0)}: rating "
-            f"{values[row]!r}; expected a finite number"
+            f"{where}, line {row_line(data, table, row)}: rating {float(values[row])!r}; "
+            "expected a finite number"
         )
     if values.size == 0:
         raise MalformedInput(f"{where}: no ratings; expected at least one data line")
     u = np.unique(values)
-    diffs = np.diff(u)
-    step = float(diffs.min()) if diffs.size else 1.0
-    return RatingScale(float(u[0]), float(u[-1]), step)
+    lo, hi = float(u[0]), float(u[-1])
+    if u.size == 1:
+        return RatingScale(lo, hi, 1.0)
+    if (hi - lo) * _GRID >= 2.0**62:  # beyond the integer grid: the finest difference
+        return RatingScale(lo, hi, float(np.diff(u).min()))
+    ticks = (u - lo) * _GRID
+    q = np.round(ticks)
+    # off the grid by more than float rounding of the values themselves could explain
+    off = np.abs(ticks - q) > max(1e-2, float(np.abs(u).max()) * _GRID * 1e-13)
+    if off.any():
+        value = float(u[np.flatnonzero(off)[0]])
+        row = int(np.flatnonzero(values == value)[0])
+        raise MalformedInput(
+            f"{where}, line {row_line(data, table, row)}: rating {value!r} has more than six "
+            "decimals, so no rating step can be inferred; expected ratings on a grid such as "
+            "0.5 or 1 steps, or pass scale=RatingScale(min, max, step) to declare the scale"
+        )
+    step = math.gcd(*(int(d) for d in np.diff(q.astype(np.int64)))) / _GRID
+    return RatingScale(lo, hi, step)
+
+
+def _describe(scale: RatingScale, values: np.ndarray) -> str:
+    u = np.unique(values)
+    shown = (", ".join(f"{v:g}" for v in u) if u.size <= 12
+             else f"{u.size} distinct values")
+    return (f"{scale.minimum:g} to {scale.maximum:g} in steps of {scale.step:g} "
+            f"({len(values)} ratings; {shown})")

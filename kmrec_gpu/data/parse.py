@@ -3,23 +3,35 @@
 The fast path is pandas' C parser. When it fails, or when a parsed value is invalid,
 the file is scanned again line by line (only then, so good files pay nothing) to name
 the first bad line and say what was expected there.
+
+Line numbers are physical lines, as an editor shows them: blank lines (which the parser
+skips, so they are not data rows) still count, and so does a header. :func:`row_lines`
+maps data rows back to their lines.
 """
 
 from __future__ import annotations
 
 import io
+import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from kmrec_gpu.errors import MalformedInput
+from kmrec_gpu.errors import InvalidArgument, MalformedInput
 
 _INT, _FLOAT, _STR = "int", "float", "str"
 # Spellings of "missing" that must become NaN in numeric columns (so they are reported as
 # bad values with their line), while titles and tags keep them as text.
 _NA_TOKENS = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The C parser ends a record at \n, \r\n or a lone \r; a line (as reported) ends at \n.
+_BREAK = re.compile(r"\r\n|\r|\n")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -38,8 +50,18 @@ class Table:
         return self.sep.join(f"{c}:{k}" for c, k in zip(self.columns, self.kinds))
 
 
+def check_separator(sep: object, where: str) -> None:
+    """Refuse a separator that cannot split a line (empty, not a string, a line break)."""
+    if not isinstance(sep, str) or sep == "" or "\n" in sep or "\r" in sep:
+        raise InvalidArgument(
+            f"{where}: sep={sep!r} is not a usable field separator; expected a non-empty "
+            "string without line breaks, such as ',' or '\\t'"
+        )
+
+
 def read_table(data: bytes, table: Table, where: str) -> pd.DataFrame:
     """Parse ``data`` (the bytes of file ``where``) into a DataFrame of ``table.columns``."""
+    check_separator(table.sep, where)
     try:
         text_data = data.decode(table.encoding)
     except UnicodeDecodeError as e:
@@ -67,21 +89,12 @@ def read_table(data: bytes, table: Table, where: str) -> pd.DataFrame:
     dtypes = {c: ("float64" if k == _FLOAT else "str" if k == _STR else "int64")
               for c, k in zip(table.columns, table.kinds)}
     try:
-        df = pd.read_csv(
-            io.StringIO(text_data),
-            sep=sep,
-            header=None,
-            skiprows=first_row,
-            names=list(table.columns),
-            dtype=dtypes,
-            engine="c",
-            quoting=0 if table.quoted else 3,  # QUOTE_MINIMAL / QUOTE_NONE
-            keep_default_na=False,
-            na_values={c: _NA_TOKENS if k == _FLOAT else [""]
-                       for c, k in zip(table.columns, table.kinds) if k != _STR},
-            skip_blank_lines=True,
-        )
-    except (ValueError, pd.errors.ParserError) as e:
+        # a failed int cast warns before it raises; a first row with more fields than the
+        # table has columns would be cut short with only a ParserWarning: make it an error
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = _read_csv(text_data, sep, table, first_row, dtypes)
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.ParserWarning) as e:
         _raise_first_bad_line(text_data, sep, table, where, first_row, e)
         raise  # unreachable: the scan always finds the line pandas choked on
     for c, k in zip(table.columns, table.kinds):
@@ -91,25 +104,123 @@ def read_table(data: bytes, table: Table, where: str) -> pd.DataFrame:
     return df
 
 
+def _read_csv(text_data: str, sep: str, table: Table, first_row: int, dtypes) -> pd.DataFrame:
+    return pd.read_csv(
+        io.StringIO(text_data),
+        sep=sep,
+        header=None,
+        skiprows=first_row,
+        names=list(table.columns),
+        # never take a first column as the index when the first row has an extra field
+        # (that would drop a column of every row without a word)
+        index_col=False,
+        dtype=dtypes,
+        engine="c",
+        quoting=0 if table.quoted else 3,  # QUOTE_MINIMAL / QUOTE_NONE
+        keep_default_na=False,
+        na_values={c: _NA_TOKENS if k == _FLOAT else [""]
+                   for c, k in zip(table.columns, table.kinds) if k != _STR},
+        skip_blank_lines=True,
+    )
+
+
 def line_number(row: int, first_row: int) -> int:
-    """1-based line number of data row ``row`` (blank lines are not expected)."""
+    """1-based line number of data row ``row`` of a file without blank lines (see
+    :func:`row_lines` for any file)."""
     return row + first_row + 1
 
 
+def row_lines(data: bytes | str, table: Table, rows: Sequence[int]) -> list[int]:
+    """1-based physical line numbers of the data rows ``rows`` of ``data`` as
+    :func:`read_table` returns them: blank lines are skipped by the parser but counted
+    here. Reads the file only up to the last row asked for (an error path only)."""
+    text = data.decode(table.encoding, "replace") if isinstance(data, bytes) else data
+    first_row = 0 if table.header is None else 1
+    want = sorted(set(int(r) for r in rows))
+    found: dict[int, int] = {}
+    row = -1
+    for idx, (lineno, rec) in enumerate(_records(text, table.quoted)):
+        if idx < first_row or _blank(rec, table.sep):
+            continue
+        row += 1
+        if row == want[len(found)]:
+            found[row] = lineno
+            if len(found) == len(want):
+                break
+    # rows past the end (not expected) fall back to the blank-free count
+    return [found.get(int(r), line_number(int(r), first_row)) for r in rows]
+
+
+def row_line(data: bytes | str | None, table: Table, row: int) -> int:
+    """:func:`row_lines` for one row; without ``data``, the blank-free count."""
+    if data is None:
+        return line_number(row, 0 if table.header is None else 1)
+    return row_lines(data, table, [row])[0]
+
+
+def _records(text: str, quoted: bool) -> Iterator[tuple[int, str]]:
+    """``(line number, record)`` for every record the C parser sees, blank ones included.
+
+    A record ends where the parser ends one (``\\n``, ``\\r\\n``, a lone ``\\r``); the line
+    number counts ``\\n`` only, as editors do. In a quoted table a record goes on while a
+    quote is open (a title with a line break)."""
+    line, start, rec_line = 1, 0, 1
+    for m in _BREAK.finditer(text):
+        newline = "\n" in m.group()
+        if quoted and text.count('"', start, m.start()) % 2:
+            line += newline  # inside quotes: the break belongs to the field
+            continue
+        yield rec_line, text[start:m.start()]
+        line += newline
+        start, rec_line = m.end(), line
+    yield rec_line, text[start:]
+
+
+def _blank(record: str, sep: str) -> bool:
+    """A line the C parser skips: only spaces and tabs (that are not the separator)."""
+    return not record.strip("".join(c for c in " \t" if c != sep))
+
+
 def _raise_at_row(text: str, row: int, first_row: int, where: str, why: str, table: Table):
-    lineno = line_number(row, first_row)
-    line = text.split("\n", lineno)[lineno - 1] if lineno else ""
+    lineno = row_lines(text, table, [row])[0]
+    line = text.split("\n", lineno)[lineno - 1].rstrip("\r") if lineno else ""
     raise MalformedInput(
-        f"{where}, line {lineno}: {why} in {line!r}; expected {table.expected}"
+        f"{where}, line {lineno}: {why} in {line.replace(chr(31), table.sep)!r}; "
+        f"expected {table.expected}"
     )
+
+
+def int_problem(val: str) -> str | None:
+    """Why ``val`` is not an int64 as the C parser reads one (None when it is one)."""
+    s = val.strip(" \t")
+    if _INT_RE.fullmatch(s):
+        v = int(s)
+    elif _FLOAT_RE.fullmatch(s) and np.isfinite(f := float(s)) and f == int(f):
+        v = int(f)  # the parser takes an integral float such as 5.0 or 1e3
+    else:
+        return "is not an integer"
+    if not INT64_MIN <= v <= INT64_MAX:
+        return f"is beyond the int64 range [{INT64_MIN}, {INT64_MAX}]"
+    return None
+
+
+def float_problem(val: str) -> str | None:
+    """Why ``val`` is not a finite number (None when it is one)."""
+    s = val.strip(" \t")
+    if s and (s in _NA_TOKENS or s.lstrip("+-").lower() in ("inf", "infinity")):
+        return "is not a finite number"
+    if not _FLOAT_RE.fullmatch(s):
+        return "is not a number"
+    if not np.isfinite(float(s)):
+        return "is not a finite number"
+    return None
 
 
 def _raise_first_bad_line(text, sep, table, where, first_row, cause) -> None:
     n = len(table.columns)
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if lineno <= first_row or not line.strip():
+    for idx, (lineno, line) in enumerate(_records(text, table.quoted)):
+        if idx < first_row or _blank(line, sep):
             continue
-        line = line.rstrip("\r")
         fields = _split(line, sep, table.quoted)
         shown = line.replace("\x1f", table.sep)
         if len(fields) != n:
@@ -120,12 +231,11 @@ def _raise_first_bad_line(text, sep, table, where, first_row, cause) -> None:
         for (col, kind), val in zip(zip(table.columns, table.kinds), fields):
             if kind == _STR:
                 continue
-            try:
-                int(val) if kind == _INT else float(val)
-            except ValueError:
+            # every float column is a rating, and a rating must be a finite number
+            why = int_problem(val) if kind == _INT else float_problem(val)
+            if why is not None:
                 raise MalformedInput(
-                    f"{where}, line {lineno}: {col} {val!r} is not "
-                    f"{'an integer' if kind == _INT else 'a number'} in {shown!r}; "
+                    f"{where}, line {lineno}: {col} {val!r} {why} in {shown!r}; "
                     f"expected {table.expected}"
                 ) from None
     raise MalformedInput(f"{where}: could not be parsed ({cause}); expected {table.expected}")

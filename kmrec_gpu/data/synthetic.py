@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from kmrec_gpu import seeding
-from kmrec_gpu.errors import UnknownDataset
+from kmrec_gpu.errors import InvalidArgument, UnknownDataset
 from kmrec_gpu.ratings import Ratings, RatingScale
 
 __all__ = ["SYNTHETIC_PRESETS", "SyntheticSpec", "synthetic", "synthetic_preset"]
@@ -121,6 +121,9 @@ def synthetic(
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     if chunk_users is not None and _int(chunk_users, "chunk_users") < 1:
         raise ValueError(f"chunk_users must be >= 1, got {chunk_users}")
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
+        raise InvalidArgument(f"{name or 'synthetic'}: seed must be a non-negative int, "
+                              f"got {seed} (0 is a seed like any other)")
     seeding.seed_sequence(seed)  # refuse a bad seed before any work
 
     counts = _user_counts(seed, n_users, n_items, n_ratings, min_user_ratings)

@@ -287,6 +287,13 @@ class BiasedMF:
         self._validate()
         if len(train) == 0:
             raise ValueError("cannot fit on an empty training set")
+        # as the other factor models refuse too many components: a rank above the smaller
+        # side fits nothing more, and its (k+1)^2 systems per row take minutes for nothing
+        limit = min(train.n_users, train.n_items)
+        if self.n_factors > limit:
+            raise ValueError(f"n_factors={self.n_factors} must be in [1, {limit}] for a "
+                             f"{train.n_users}x{train.n_items} training matrix "
+                             "(users x items)")
         if valid is not None and (valid.n_users != train.n_users
                                   or valid.n_items != train.n_items):
             raise ValueError("valid must share the training set's vocabularies "

@@ -89,6 +89,13 @@ class TunedBiasedMF:
         ``callback`` (e.g. a progress bar) receives each grid point's result as it finishes.
         """
         points = grid_points(self.param_grid)
+        # a rank above the smaller side of the matrix is refused by BiasedMF: on a small
+        # training set the grid keeps the points that fit, or the largest rank that does
+        limit = min(train.n_users, train.n_items)
+        if any(p.get("n_factors", 0) > limit for p in points):
+            fits = [p for p in points if p.get("n_factors", 0) <= limit]
+            points = fits or [{**p, "n_factors": limit} for p in points
+                              if p["n_factors"] == min(q["n_factors"] for q in points)]
         bad = {"n_epochs", "patience", "random_state"} & set(self.param_grid)
         if bad:
             raise ValueError(f"{sorted(bad)} cannot be searched (epochs come from early "

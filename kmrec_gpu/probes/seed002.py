@@ -240,7 +240,9 @@ def ensure_env(version: str, *, root: str | os.PathLike | None = None,
             (m["status"] == "ok" and env_python(path).exists())
             or (m["status"] == "failed" and m.get("pip_args") == pip_args)):
         return _from_marker(version, path, m, cached=True)
-    root.mkdir(parents=True, exist_ok=True)
+    from kmrec_gpu.data.locate import writable_folder
+
+    writable_folder(root, "the scikit-learn environments' cache")
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=root))
     try:
         say(f"scikit-learn {version}: building its environment ({' '.join(reqs)}) in {path}")
