@@ -129,12 +129,14 @@ def _conclusion(p: Protocol, rows: _Rows) -> tuple[bool | None, list[dict]]:
     evidence, sides = [], []
     for m in t.models:
         for v in t.versus:
-            d = user_stats.paired_difference(rows.per_user(p.entry(m)), rows.per_user(p.entry(v)),
-                                             t.metric, n_resamples=N_RESAMPLES,
-                                             seed=BOOTSTRAP_SEED)
+            d = user_stats.paired_difference(
+                rows.per_user(p.entry(m, t.dataset, t.split)),
+                rows.per_user(p.entry(v, t.dataset, t.split)), t.metric,
+                n_resamples=N_RESAMPLES, seed=BOOTSTRAP_SEED)
             side = difference_side(d.ci_low, d.ci_high, t.better)
             sides.append(side)
             evidence.append({"model": m, "versus": v, "metric": t.metric,
+                             "dataset": t.dataset, "split": t.split,
                              "difference": _r(d.value), "ci_low": _r(d.ci_low),
                              "ci_high": _r(d.ci_high),
                              "per_seed": [_r(x) for x in d.per_seed], "better": t.better,

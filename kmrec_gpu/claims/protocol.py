@@ -66,6 +66,8 @@ class ConclusionTest:
     versus: tuple[str, ...]
     better: str
     metric: str
+    dataset: str  # default: the claim's (the held-out entries compared live there)
+    split: str
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,15 @@ class Protocol:
                 seen.setdefault(c, None)
         return list(seen)
 
-    def entry(self, model: str, kinds: tuple[str, ...] = ("held-out",)) -> Entry:
-        """The held-out entry of ``model`` on the claim's dataset and split."""
-        for e in (*self.figures, *self.comparison):
-            if e.model == model and e.kind in kinds and e.dataset == self.dataset:
+    def entry(self, model: str, dataset: str | None = None, split: str | None = None) -> Entry:
+        """The held-out entry of ``model`` on ``dataset`` and ``split`` (the claim's by
+        default), among the figures, comparisons and context."""
+        where = (dataset or self.dataset, split or self.split)
+        for e in self.entries():
+            if e.model == model and e.kind == "held-out" and (e.dataset, e.split) == where:
                 return e
-        raise ProtocolError(f"claim {self.id}: no held-out entry for model {model!r}")
+        raise ProtocolError(f"claim {self.id}: no held-out entry for model {model!r} on "
+                            f"{where[0]}/{where[1]}")
 
 
 def _need(d: dict, key: str, types: type | tuple, where: str) -> Any:
@@ -199,15 +204,16 @@ def parse(raw: Any, where: str) -> Protocol:
     if ct is not None:
         w = f"{where} conclusion_test"
         test = ConclusionTest(tuple(_need(ct, "models", list, w)), tuple(_need(ct, "versus", list, w)),
-                              _need(ct, "better", str, w), ct.get("metric", raw["metric"]))
+                              _need(ct, "better", str, w), ct.get("metric", raw["metric"]),
+                              ct.get("dataset", raw["dataset"]), ct.get("split", raw["split"]))
         if test.better not in ("lower", "higher"):
             raise ProtocolError(f"{w}: better must be lower or higher, got {test.better!r}")
-        held = {e.model for e in (*figures, *comparison)
-                if e.kind == "held-out" and e.dataset == raw["dataset"]}
+        held = {e.model for e in (*figures, *comparison, *context) if e.kind == "held-out"
+                and (e.dataset, e.split) == (test.dataset, test.split)}
         for m in (*test.models, *test.versus):
             if m not in held:
-                raise ProtocolError(f"{w}: {m!r} has no held-out figure or comparison entry "
-                                    f"on {raw['dataset']}")
+                raise ProtocolError(f"{w}: {m!r} has no held-out figure, comparison or "
+                                    f"context entry on {test.dataset}/{test.split}")
     claimed_all = raw.get("claimed_all") or {}
     return Protocol(
         id=raw["id"], document=raw["document"], statement=raw["statement"].strip(),

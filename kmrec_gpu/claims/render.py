@@ -51,11 +51,13 @@ def _holds(c: dict) -> str:
 def summary_table(claims: list[dict]) -> str:
     rows = []
     for c in sorted(claims, key=lambda c: c["id"]):
+        probe = next((f for f in c["figures"] if f["kind"] == "probe"), None)
         rows.append([c["id"], f"{c['metric']} ({c['unit']})", _claimed(c),
-                     figure(c["as_published"]), figure(c["held_out"]), f"**{c['verdict']}**",
-                     _holds(c)])
+                     figure(c["as_published"]), figure(c["held_out"]), figure(probe),
+                     f"**{c['verdict']}**", _holds(c)])
     return fmt.table(["claim", "metric (unit)", "claimed ± margin", "as published",
-                      "held out [95% user-bootstrap interval]", "verdict", "conclusion"], rows)
+                      "held out [95% user-bootstrap interval]",
+                      "probe [range over seeds or releases]", "verdict", "conclusion"], rows)
 
 
 def _figures_table(figs: list[dict]) -> str:
@@ -78,8 +80,9 @@ def details(c: dict) -> str:
         parts.append(f"Conclusion: {c['conclusion']} — **{_holds(c)}**.")
     if c["conclusion_evidence"]:
         parts.append(fmt.table(
-            ["model", "versus", "metric", "difference [paired interval]", "per seed", "side"],
-            [[e["model"], e["versus"], e["metric"],
+            ["model", "versus", "metric", "dataset/split", "difference [paired interval]",
+             "per seed", "side"],
+            [[e["model"], e["versus"], e["metric"], f"{e['dataset']}/{e['split']}",
               f"{e['difference']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]",
               ", ".join(f"{v:+.4f}" for v in e["per_seed"]), e["side"]]
              for e in c["conclusion_evidence"]]))
