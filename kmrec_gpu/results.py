@@ -196,10 +196,26 @@ def append_row(path: str | Path, row: dict) -> None:
     :class:`ResultWriter` does, so no reader sees half a line."""
     validate_row(row)
     path = Path(path)
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    write_atomic(path, old + _dumps(row) + "\n")
+    with _locked(path):  # read, add, rename: two writers at once would drop a row
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        write_atomic(path, old + _dumps(row) + "\n")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``<path>.lock`` (created once, left in place: removing
+    it while another writer waits on it would let a third one in)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

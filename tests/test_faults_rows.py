@@ -307,3 +307,34 @@ def test_sigkill_mid_cell_leaves_parseable_rows_and_a_reported_interruption(tmp_
     assert main(["report", "--results", str(tmp_path), "--out", str(out)]) == 0
     section = out.read_text().split("## Interrupted cells", 1)[1].split("\n## ", 1)[0]
     assert "| bias_baseline |" in section and rows[0]["run_id"] in section
+
+
+_WRITER = """
+import sys
+from kmrec_gpu.results import ResultWriter, append_row, make_row
+root, shared, tag = sys.argv[1], sys.argv[2], sys.argv[3]
+w = ResultWriter(root)
+for i in range(50):
+    row = make_row(run_id=w.run_id, dataset={"name": "toy", "sha256": None}, split=None,
+                   seed=i, model={"name": tag, "params": {}},
+                   backend={"name": "cpu", "library": "numpy", "device_name": "cpu"},
+                   phase="fit", wall_time=None)
+    w.append(row)
+    append_row(shared, row)
+"""
+
+
+def test_concurrent_writers_into_one_results_folder_lose_nothing(tmp_path):
+    """Three processes append to their own run files and to one shared file at once."""
+    import subprocess
+    import sys
+
+    shared = tmp_path / "bench" / "shared.jsonl"
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(shared),
+                               f"w{k}"]) for k in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    runs = read_rows(tmp_path / "runs")
+    assert len(runs) == 150 and len(list((tmp_path / "runs").glob("*.jsonl"))) == 3
+    rows = read_rows(shared)
+    assert sorted((r["model"]["name"], r["seed"]) for r in rows) == sorted(
+        (f"w{k}", i) for k in range(3) for i in range(50))
