@@ -102,7 +102,9 @@ def test_append_row_keeps_every_earlier_line(tmp_path):
     with pytest.raises(ValueError):  # NaN is no JSON: nothing is written
         append_row(path, _row(metrics={"x": float("nan")}))
     assert path.read_text().splitlines() == lines
-    assert not [p for p in path.parent.iterdir() if p.name != "bench.jsonl"]  # no temp left
+    # no temp file left; only the (empty) advisory lock file stays beside the rows
+    left = sorted(p.name for p in path.parent.iterdir() if p.name != "bench.jsonl")
+    assert left == ["bench.jsonl.lock"] and path.with_name("bench.jsonl.lock").stat().st_size == 0
 
 
 def test_synthetic_bench_appends_rows(tmp_path):

@@ -162,6 +162,9 @@ def raw_protocol(**kw):
      "no held-out figure"),
     ({"surprise": 1}, "unknown keys"),
     ({"declared": {"maybe": "x"}}, "declared must be"),
+    # a YAML `true` is an int to Python: it must not pass as seed 1 or as a margin of 1
+    ({"seeds": [0, 1, 2, 3, True]}, "non-negative ints"),
+    ({"margin": True}, "expected a number"),
 ])
 def test_protocol_errors_name_the_problem(change, match):
     with pytest.raises(ProtocolError, match=match):
@@ -276,3 +279,9 @@ def test_a_figure_outside_the_claimed_metric_is_not_held_out():
          "protocol": "p", "bootstrap": {}, "evidence": ["e"]}
     with pytest.raises(SchemaError, match="belongs in context"):
         validate_claim(c)
+
+
+def test_a_claims_file_that_is_a_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "claims.json").mkdir()
+    with pytest.raises(SchemaError, match="claims.json: expected a claims file"):
+        load_claims(tmp_path / "claims.json")

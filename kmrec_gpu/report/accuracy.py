@@ -58,7 +58,12 @@ def variant(r: dict) -> str:
 
 
 def _params(r: dict) -> str:
-    return json.dumps(r["model"].get("params"), sort_keys=True, default=str)
+    """The model's configuration without its seed (each split's row has its own) and its
+    backend (the line's library column; older rows stored the object's repr, address
+    included)."""
+    params = {k: v for k, v in (r["model"].get("params") or {}).items()
+              if k not in (*_SEED_KEYS, "backend")}
+    return json.dumps(params, sort_keys=True, default=str)
 
 
 def _split_id(r: dict) -> str:
@@ -74,10 +79,50 @@ def _raw_groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[d
     return g
 
 
+def _config_params() -> dict[str, dict]:
+    """Each model option's estimator parameters as ``bench/conf/model`` sets them now
+    (without ``_target_`` and interpolations such as ``${seed}``)."""
+    global _CONFIGS
+    if _CONFIGS is None:
+        from omegaconf import OmegaConf
+
+        from kmrec_gpu.harness.spec import ConfigError, load_option, options
+
+        _CONFIGS = {}
+        try:
+            names = options("model")
+        except ConfigError:  # an installed copy without bench/conf: no names to hold to
+            names = []
+        for name in names:
+            est = OmegaConf.to_container(load_option("model", name), resolve=False)
+            _CONFIGS[name] = {k: v for k, v in (est.get("estimator") or {}).items()
+                              if k != "_target_" and not (isinstance(v, str) and "${" in v)}
+    return _CONFIGS
+
+
+_CONFIGS: dict[str, dict] | None = None
+
+
+def current_configuration(r: dict) -> bool:
+    """Whether the row's model ran with what its name means now (one name, one
+    configuration): every parameter the model option sets has the row's value. A name
+    that is no model option (a benchmark's own) is taken as it is."""
+    want = _config_params().get(r["model"]["name"])
+    if want is None:
+        return True
+    have = r["model"].get("params") or {}
+    canon = lambda v: json.dumps(v, sort_keys=True, default=str)  # noqa: E731 (tuples = lists)
+    return all(k in have and canon(have[k]) == canon(v) for k, v in want.items())
+
+
 def _groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]]:
     out = {}
     for k, rs in _raw_groups(rows).items():
-        # one name, one configuration: the newest row's; then one row (the newest) per split
+        # one name, one configuration: the option's as it is now, and among rows of one
+        # configuration the newest's; then one row (the newest) per split
+        rs = [r for r in rs if current_configuration(r)]
+        if not rs:
+            continue
         current = _params(max(rs, key=when))
         per_split: dict[str, dict] = {}
         for r in sorted((r for r in rs if _params(r) == current), key=when):
@@ -88,9 +133,7 @@ def _groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]
 
 def n_older_configurations(rows: list[dict]) -> int:
     """Accuracy rows left out because their model name has other parameters now."""
-    acc = [r for r in rows if is_accuracy_row(r)]
-    return sum(sum(1 for r in rs if _params(r) != _params(max(rs, key=when)))
-               for rs in _raw_groups(acc).values())
+    return sum(1 for r in rows if is_accuracy_row(r) and not current_configuration(r))
 
 
 def _base(groups: dict, ds: str, model: str, proto: str) -> list[dict] | None:
