@@ -19,9 +19,10 @@ scaling: each scalable model on ml-100k, synthetic-1m, synthetic-10m and synthet
 fitted on *all* ratings (no holdout: this part measures cost against nnz; accuracy is the
 fit part's), with fixed iteration counts: NMF max_iter=20, tol=0 from a random start (the
 nndsvda start is an SVD whose power-iteration count varies), iterative SVD max_iter=5,
-tol=0. Truncated SVD and each iterative-SVD step run power iterations to the default
-tolerance; their counts are recorded (the benchmark wraps ``subspace_svd`` to count them)
-and time per power iteration is reported beside fit time. Each cell runs in a fresh
+tol=0. Truncated SVD and each iterative-SVD step run the scalable solver (Lanczos steps
+since the Lanczos solver; block power iterations in rows from before) to the default
+tolerance; their counts are recorded as ``power_iterations`` (the benchmark wraps
+``scalable_svd`` to count them) and time per iteration is reported beside fit time. Each cell runs in a fresh
 child process: the peak resident set it reports is the fit window's alone (the kernel's
 high-water mark is reset through /proc/self/clear_refs after the data are loaded and the
 libraries warmed up on a tiny input), compared with the dense matrix (users x movies x 8
@@ -168,10 +169,10 @@ class Recorder:
     (kmrec_gpu.results.append_row: the earlier lines kept, the file replaced through a
     temporary file and a rename, so no reader sees half a line)."""
 
-    def __init__(self, out: Path, env: dict[str, Any]) -> None:
+    def __init__(self, out: Path, env: dict[str, Any], bench: str = "factor") -> None:
         from kmrec_gpu.results import new_run_id
 
-        self.out, self.env = out, env
+        self.out, self.env, self.bench = out, env, bench
         self.run_id = new_run_id()
         self.rows: list[dict[str, Any]] = []
 
@@ -182,7 +183,7 @@ class Recorder:
         from kmrec_gpu.results import append_row, make_row
 
         opt: dict[str, Any] = {"command": self.env["command"],
-                               "extra": json_safe({"bench": "factor", **extra,
+                               "extra": json_safe({"bench": self.bench, **extra,
                                                 "device": self.env["device"],
                                                 "loadavg": os.getloadavg()})}
         if reason is not None:
@@ -216,28 +217,29 @@ def load_ratings(name: str, seed: int) -> Any:
 # -- models and the power-iteration counter -----------------------------------------------------
 
 
-POWER: list[int] = []  # n_iter of each subspace_svd call since the last reset
+POWER: list[int] = []  # n_iter of each scalable_svd call since the last reset
 _PATCHED = False
 
 
 def count_power_iterations() -> None:
-    """Wrap ``subspace_svd`` where the models call it, so each fit's power iterations are
-    known (the models record only the last SVD's, or none). Benchmark-side only."""
+    """Wrap ``scalable_svd`` where the models call it, so each fit's solver iterations
+    (Lanczos steps, or block power iterations where ``oversample`` is set) are known (the
+    models record only the last SVD's, or none). Benchmark-side only."""
     global _PATCHED
     if _PATCHED:
         return
     import kmrec_gpu.factor.impute as impute
     import kmrec_gpu.factor.models as models
 
-    original = models.subspace_svd
+    original = models.scalable_svd
 
     def counted(*a: Any, **kw: Any) -> Any:
         res = original(*a, **kw)
         POWER.append(int(res.n_iter))
         return res
 
-    models.subspace_svd = counted
-    impute.subspace_svd = counted
+    models.scalable_svd = counted
+    impute.scalable_svd = counted
     _PATCHED = True
 
 

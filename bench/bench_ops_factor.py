@@ -1,7 +1,8 @@
 """The products of the scalable SVD: ``Z·Y``, ``Zᵀ·Y`` for ``Z = P + A·Bᵀ`` and the SDDMM.
 
-``subspace_svd`` touches its matrix only through ``SparsePlusLowRank.matmul``/``rmatmul``
-with a block of ``rank + oversample`` (default ``2 · rank``) columns, and every
+The scalable SVD touches its matrix only through ``SparsePlusLowRank.matmul``/``rmatmul``
+(single columns in the Lanczos solver, a block of ``rank + oversample`` columns in
+``subspace_svd``), and every
 iterative-SVD step evaluates its rank-r reconstruction on the observed cells with
 ``sampled_dot``; those three are timed here on each backend.
 

@@ -9,9 +9,10 @@ matrix, so iteration 1 reproduces the truncated-SVD model.
 :func:`dense_impute` is that loop on the materialised matrix (the oracle).
 :func:`scalable_impute` keeps ``Z_t = P_Ω(X − L_t) + L_t`` as a sparse residual plus the
 factors of ``L_t`` (with ``L_0 = m·1ᵀ``, the fill), takes its SVD through products
-warm-started from the previous right singular vectors, and computes the stopping ratio
-from r×r Gram matrices and the sampled values of ``L`` on the observed cells, so nothing
-of size users × movies exists at any point.
+(:func:`~kmrec_gpu.factor.lanczos.scalable_svd`: Lanczos, or subspace iteration where
+``oversample`` is set) warm-started from the previous right singular vectors, and
+computes the stopping ratio from r×r Gram matrices and the sampled values of ``L`` on the
+observed cells, so nothing of size users × movies exists at any point.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import numpy as np
 
 from kmrec_gpu.backends import Backend
 from kmrec_gpu.factor.filled import FilledMatrix
-from kmrec_gpu.factor.linalg import np_dtype, sampled_dot, subspace_svd
+from kmrec_gpu.factor.lanczos import scalable_svd
+from kmrec_gpu.factor.linalg import np_dtype, sampled_dot
 from kmrec_gpu.factor.operator import SparsePlusLowRank
 
 
@@ -35,7 +37,7 @@ class ImputeResult:
     singular_values: np.ndarray  # of the last SVD, before shrinkage
     n_iter: int
     changes: list[float] = field(default_factory=list)  # stopping ratio after each iteration
-    power_iters: list[int] = field(default_factory=list)  # products per SVD (scalable only)
+    power_iters: list[int] = field(default_factory=list)  # SVDResult.n_iter per SVD (scalable)
     history: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # host factors
 
 
@@ -99,7 +101,7 @@ def scalable_impute(filled: FilledMatrix, rank: int, *, backend: Backend, dtype:
     res = ImputeResult(None, None, np.empty(0), 0)
     for t in range(1, max_iter + 1):
         z = SparsePlusLowRank(backend, pattern.matrix(x_known - on_known), left, right)
-        svd = subspace_svd(z, rank, backend=backend, dtype=dtype, seed=seed,
+        svd = scalable_svd(z, rank, backend=backend, dtype=dtype, seed=seed,
                            oversample=oversample, tol=svd_tol, start=start)
         s = backend.to_numpy(svd.s).astype(np.float64)
         res.singular_values = s
