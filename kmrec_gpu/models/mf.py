@@ -20,15 +20,28 @@ penalties, the rank and the number of epochs); the same numbers for a seed on ev
 backend, since the only random draw is the initial item factors, made on the host;
 and an epoch that is a handful of large array operations instead of a Python- or
 Cython-level loop over ratings, which is what a GPU needs. Every user's system is built
-in batch: the Gram matrices ``sum_(i in Omega_u) v_i v_i^T`` of all users at once are
-``B @ (V (x) V)``, one sparse-dense product of the binary ratings matrix ``B`` with the
-row-wise Kronecker square of ``V = [Q, 1]`` (its ``k(k+1)/2`` distinct columns only: the
-Gram matrices are symmetric); the right-hand sides are
-``R0 @ V - B @ (b_item * V)`` with ``R0`` the centred ratings; then ``xp.linalg.solve``
-on the stacked ``(n_users, k+1, k+1)`` systems. The item side is the same with the
-transposed matrices. Costs: ``O(nnz k^2)`` for the products and ``O((n_users + n_items) k^3)``
-for the solves per epoch; memory ``O(n k^2)`` for the Kronecker block and the stacked
-systems, bounded by processing rows and columns in blocks of at most ``block_bytes``.
+in batch from BLAS-shaped products. Once per fit, on the host, each side's rows are sorted
+by rating count and cut into degree buckets (a bucket's counts are within a factor 1.25 of
+its smallest, or within 8 of it, and none straddles ``k+1``); each bucket's rows are padded
+to its largest count ``d``, the padding pointing at an extra zero row, so a bucket is an
+index ``(m, d)`` into the fixed side and its centred ratings ``R0`` as an ``(m, d)`` array.
+Per half-step, with ``V = [Q, 1]`` (``k`` factors), a bucket gathers ``S = V[index]``
+``(m, d, k+1)`` and ``y = R0 - b_item[index]``; its Gram matrices
+``sum_(i in Omega_u) v_i v_i^T`` are ``S^T S`` and its right-hand sides ``S^T y``, two
+batched ``matmul``; then ``xp.linalg.solve`` on the stacked ``(m, k+1, k+1)`` systems
+``(S^T S + L) x = S^T y``, ``L`` the diagonal penalties. A bucket of rows with fewer than
+``k+1`` ratings is solved in the dual form instead (Woodbury's identity, when every
+penalty is positive): ``Z = S L^-1/2``, ``(Z Z^T + I) a = y``, ``x = L^-1/2 Z^T a``, a
+``(d, d)`` system per row. The item side is the same with the transposed matrices; rows
+with no rating get zero factors and bias without a solve. Costs per epoch: ``O(nnz' k^2)``
+for the products, ``nnz'`` the padded rating count (about 1.1 to 1.2 ``nnz`` on MovieLens;
+padding rows are zeros, so they change nothing), ``O(n k^3)`` for the solves of the ``n``
+rows with at least ``k+1`` ratings and ``O(d^3)`` for each other row's; on a CPU, LAPACK
+runs once per small system, which makes the ``(k+1, k+1)`` solves about half the time.
+Memory: ``O(nnz')`` for the index, kept for the fit, and, per chunk of a bucket, the
+gathered ``(m, d, k+1)`` stack and the ``(m, k+1, k+1)`` systems, bounded by
+``block_bytes`` (a row's ratings are split into column pieces whose Gram matrices add up
+if one row alone would exceed it).
 
 Defaults (``reg=0.1`` per rating on the factors, ``reg_bias=2`` unweighted on the biases)
 come from validation splits carved out of ml-100k and ml-latest-small training sets; ALS
@@ -56,13 +69,29 @@ from kmrec_gpu.factor.linalg import sampled_dot, sddmm_path
 from kmrec_gpu.ratings import Ratings
 
 
+# degree buckets: a bucket holds the rows whose rating count is at most
+# max(_BUCKET_GROWTH * d, d + _BUCKET_SLACK) for its smallest count d, so padding to the
+# bucket's largest count wastes under 25% of the gathered rows (more, but only a few rows'
+# worth, among the small counts, where each row's solve costs far more than its padding);
+# a bucket below k (= n_factors + 1) ratings stops at k - 1, for the dual form
+_BUCKET_GROWTH = 1.25
+_BUCKET_SLACK = 8
+
+
 @dataclass(frozen=True, eq=False)
-class _Block:
-    """One block of rows of a side's matrices, split by column blocks."""
+class _Chunk:
+    """Rows ``start:stop`` of a side's degree-sorted order, all padded to one width.
+
+    ``pieces`` splits that width into column pieces ``(index, r0)``: ``index`` (rows * w,)
+    int64 are the fixed side's rows to gather, the padding pointing at an extra zero row
+    (``n_cols``); ``r0`` (rows, w) are the centred ratings, 0 at the padding.
+    """
 
     start: int
     stop: int
-    cols: tuple[tuple[int, int, Any, Any], ...]  # (col start, col stop, B sub, R0 sub)
+    width: int  # the largest rating count of these rows
+    counts: Any  # xp float array (rows,): ratings per row
+    pieces: tuple[tuple[Any, Any], ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,27 +99,47 @@ class _Side:
     """The fixed sparse data of one half-step: rows are solved, columns are held fixed."""
 
     n_rows: int
-    blocks: tuple[_Block, ...]
+    n_cold: int  # rows with no rating: first in the degree-sorted order, solved to zero
+    chunks: tuple[_Chunk, ...]
+    unsort: Any  # xp int64 (n_rows,): position of each row in the degree-sorted order
     counts: Any  # xp float array (n_rows,): ratings per row
     cold: Any  # xp float array (n_rows,): 1 for rows with no rating, else 0
 
 
-def _blocks(be: Backend, b: sp.csr_matrix, r0: sp.csr_matrix, row_step: int,
-            col_step: int) -> tuple[_Block, ...]:
+def _chunks(be: Backend, csr: sp.csr_matrix, order: np.ndarray, n_cold: int, k: int,
+            itemsize: int, block_bytes: int, dtype: str) -> tuple[_Chunk, ...]:
+    """Degree buckets of the rows in ``order`` (sorted by count, cold rows first), cut into
+    chunks of rows and column pieces that keep one gathered stack within ``block_bytes``."""
+    n_cols = csr.shape[1]
+    counts = np.diff(csr.indptr)[order]
+    starts = csr.indptr[:-1][order]
+    nnz = csr.indices.size
+    # a piece gathers (rows, w, k) factor rows; ~4 (rows, k, k) stacks follow it
+    w_step = max(1, block_bytes // (itemsize * k))
     out = []
-    n_rows, n_cols = b.shape
-    for rs in range(0, max(n_rows, 1), row_step):
-        re = min(rs + row_step, n_rows)
-        b_rows, r_rows = b[rs:re], r0[rs:re]
-        cols = []
-        for cs in range(0, n_cols, col_step):
-            ce = min(cs + col_step, n_cols)
-            b_sub = b_rows if (cs, ce) == (0, n_cols) else b_rows[:, cs:ce]
-            if b_sub.nnz == 0:
-                continue
-            r_sub = r_rows if (cs, ce) == (0, n_cols) else r_rows[:, cs:ce]
-            cols.append((cs, ce, be.sparse.from_scipy(b_sub), be.sparse.from_scipy(r_sub)))
-        out.append(_Block(rs, re, tuple(cols)))
+    lo = n_cold
+    while lo < counts.size:
+        d = int(counts[lo])
+        edge = max(int(_BUCKET_GROWTH * d), d + _BUCKET_SLACK)
+        if d < k:  # no bucket straddles k: below it, rows may be solved in the dual form
+            edge = min(edge, k - 1)
+        hi = int(np.searchsorted(counts, edge, side="right"))
+        width = int(counts[hi - 1])
+        row_step = max(1, block_bytes // (itemsize * k * (min(width, w_step) + 4 * k)))
+        for rs in range(lo, hi, row_step):
+            re = min(rs + row_step, hi)
+            n = counts[rs:re, None]
+            pieces = []
+            for ws in range(0, width, w_step):
+                j = np.arange(ws, min(ws + w_step, width))
+                pad = j[None, :] >= n
+                at = np.minimum(starts[rs:re, None] + j[None, :], nnz - 1)
+                index = np.where(pad, n_cols, csr.indices[at]).astype(np.int64)
+                r0 = np.where(pad, 0.0, csr.data[at]).astype(dtype)
+                pieces.append((be.asarray(index.ravel(), "int64"), be.asarray(r0, dtype)))
+            out.append(_Chunk(rs, re, width, be.asarray(counts[rs:re].astype(dtype), dtype),
+                              tuple(pieces)))
+        lo = hi
     return tuple(out)
 
 
@@ -124,7 +173,8 @@ class BiasedMF:
     dtype : ``"float64"`` or ``"float32"``.
     patience : with a validation set, stop after this many epochs without improvement and
         keep the best epoch's parameters.
-    block_bytes : memory budget for one Kronecker block or one stack of systems.
+    block_bytes : memory budget for one gathered stack of factor rows and its stack of
+        systems.
     clip : clip predictions to the rating scale.
     kernels : ``"auto"`` scores the training loss and validation pairs with the Triton SDDMM
         kernel on CUDA, ``"off"`` with the namespace composition (A/B), ``"on"`` demands
@@ -198,13 +248,20 @@ class BiasedMF:
 
     # -- fitting ---------------------------------------------------------------------------
 
-    def _side(self, be: Backend, b: sp.csr_matrix, r0: sp.csr_matrix, k: int) -> _Side:
+    def _side(self, be: Backend, r0: sp.csr_matrix, k: int) -> _Side:
+        """The index of one half-step, built once per fit on the host from the structure of
+        ``r0`` (a CSR without duplicate entries; explicit zeros are ratings)."""
         itemsize = np.dtype(self.dtype).itemsize
-        # budget: one Kronecker block (cols x k(k+1)/2) and ~4 copies of a (rows, k, k) stack
-        col_step = max(1, int(self.block_bytes // (k * (k + 1) // 2 * itemsize)))
-        row_step = max(1, int(self.block_bytes // (4 * k * k * itemsize)))
-        counts = np.diff(b.indptr).astype(self.dtype)
-        return _Side(n_rows=b.shape[0], blocks=_blocks(be, b, r0, row_step, col_step),
+        counts = np.diff(r0.indptr)
+        order = np.argsort(counts, kind="stable")
+        unsort = np.empty_like(order)
+        unsort[order] = np.arange(order.size)
+        n_cold = int(np.count_nonzero(counts == 0))
+        counts = counts.astype(self.dtype)
+        return _Side(n_rows=r0.shape[0], n_cold=n_cold,
+                     chunks=_chunks(be, r0, order, n_cold, k, itemsize,
+                                    int(self.block_bytes), self.dtype),
+                     unsort=be.asarray(unsort, "int64"),
                      counts=be.asarray(counts, self.dtype),
                      cold=be.asarray((counts == 0).astype(self.dtype), self.dtype))
 
@@ -216,46 +273,65 @@ class BiasedMF:
         xp, dt = be.xp, be._xp_dtype(self.dtype)
         n_cols = fixed_f.shape[0]
         k = self.n_factors + 1
-        v = xp.concat([fixed_f, xp.ones((n_cols, 1), dtype=dt, device=be.device)], axis=1)
-        bv = fixed_b[:, None] * v
+        # V = [Q, 1] and the fixed biases, each with a zero row at n_cols for the padding
+        v = xp.concat([xp.concat([fixed_f, xp.ones((n_cols, 1), dtype=dt, device=be.device)],
+                                 axis=1),
+                       xp.zeros((1, k), dtype=dt, device=be.device)], axis=0)
+        b = xp.concat([fixed_b, xp.zeros((1,), dtype=dt, device=be.device)])
         lam_f = np.r_[np.full(k - 1, float(self.reg)), 0.0]
         lam_b = np.r_[np.zeros(k - 1), float(self.reg_bias)]
         lam_f, lam_b = be.asarray(lam_f, self.dtype), be.asarray(lam_b, self.dtype)
-        # the Gram matrices are symmetric: form the upper triangle's n_tri = k(k+1)/2 columns
-        # of the Kronecker square only, and spread them to k x k after the product
-        iu, ju = np.triu_indices(k)
-        n_tri = iu.size
-        tri = np.empty((k, k), dtype=np.int64)
-        tri[iu, ju] = tri[ju, iu] = np.arange(n_tri)
-        on_diag = np.where(iu == ju, iu + 1, 0)  # triangle column -> 1 + diagonal index, or 0
-        iu, ju = be.asarray(iu, "int64"), be.asarray(ju, "int64")
-        spread, on_diag = be.asarray(tri.ravel(), "int64"), be.asarray(on_diag, "int64")
-        xs = []
-        for blk in side.blocks:
-            m = blk.stop - blk.start
-            gram = rhs = None
-            for cs, ce, b_sub, r_sub in blk.cols:
-                vb = v[cs:ce, :]
-                kron = xp.take(vb, iu, axis=1) * xp.take(vb, ju, axis=1)
-                g = be.sparse.matmul(b_sub, kron)
-                h = be.sparse.matmul(r_sub, vb) - be.sparse.matmul(b_sub, bv[cs:ce, :])
-                gram, rhs = (g, h) if gram is None else (gram + g, rhs + h)
-            if gram is None:  # no rating in this block of rows
-                gram = xp.zeros((m, n_tri), dtype=dt, device=be.device)
-                rhs = xp.zeros((m, k), dtype=dt, device=be.device)
-            # penalties on the diagonal; a row with no rating gets I (its right-hand side is
-            # 0), so it solves to zero factors and bias, never a singular system
-            n = side.counts[blk.start:blk.stop]
-            diag = (self._weights(xp, n, self.reg_exponent)[:, None] * lam_f[None, :]
-                    + self._weights(xp, n, self.reg_bias_exponent)[:, None] * lam_b[None, :]
-                    + side.cold[blk.start:blk.stop][:, None])
-            diag = xp.concat([xp.zeros((m, 1), dtype=dt, device=be.device), diag], axis=1)
-            gram = gram + xp.take(diag, on_diag, axis=1)
-            a = xp.reshape(xp.take(gram, spread, axis=1), (m, k, k))
-            with _one_blas_thread(be):
-                xs.append(xp.linalg.solve(a, rhs[:, :, None])[:, :, 0])
+        # below k ratings a row's system is smaller in the dual form, which needs every
+        # penalty positive
+        dual = self.reg > 0 and self.reg_bias > 0
+        # rows with no rating solve to zero factors and bias (the old I x = 0)
+        xs = [xp.zeros((side.n_cold, k), dtype=dt, device=be.device)] if side.n_cold else []
+        # once per half-step (finding the BLAS libraries takes milliseconds), around the
+        # batched matmul too: it is also one small BLAS call per row
+        with _one_blas_thread(be):
+            for chunk in side.chunks:
+                # the penalties: the diagonal of each row's system
+                n = chunk.counts
+                lam = (self._weights(xp, n, self.reg_exponent)[:, None] * lam_f[None, :]
+                       + self._weights(xp, n, self.reg_bias_exponent)[:, None] * lam_b[None, :])
+                if dual and chunk.width < k and len(chunk.pieces) == 1:
+                    xs.append(self._solve_dual(be, chunk, v, b, lam))
+                else:
+                    xs.append(self._solve_primal(be, chunk, v, b, lam))
         x = xs[0] if len(xs) == 1 else xp.concat(xs, axis=0)
+        x = xp.take(x, side.unsort, axis=0)  # back from the degree-sorted order
         return x[:, :-1], x[:, -1]
+
+    @staticmethod
+    def _solve_primal(be: Backend, chunk: _Chunk, v: Any, b: Any, lam: Any) -> Any:
+        """``(S^T S + diag(lam)) x = S^T y`` for the chunk's rows, ``S`` their gathered
+        ``V`` rows and ``y`` their ratings less the fixed biases, summed over the pieces."""
+        xp, m, k = be.xp, chunk.stop - chunk.start, v.shape[1]
+        gram = rhs = None
+        for index, r0 in chunk.pieces:
+            vs = xp.reshape(xp.take(v, index, axis=0), (m, -1, k))  # (m, w, k)
+            y = r0 - xp.reshape(xp.take(b, index), (m, -1))  # (m, w)
+            vt = xp.matrix_transpose(vs)
+            g, h = xp.matmul(vt, vs), xp.matmul(vt, y[:, :, None])
+            gram, rhs = (g, h) if gram is None else (gram + g, rhs + h)
+        eye = xp.eye(k, dtype=v.dtype, device=be.device)
+        return xp.linalg.solve(gram + lam[:, :, None] * eye[None, :, :], rhs)[:, :, 0]
+
+    @staticmethod
+    def _solve_dual(be: Backend, chunk: _Chunk, v: Any, b: Any, lam: Any) -> Any:
+        """The same solution by Woodbury's identity, for rows of fewer than ``k`` ratings
+        (one piece): with ``Z = S diag(lam)^-1/2``, ``x = diag(lam)^-1/2 Z^T a`` where
+        ``(Z Z^T + I) a = y``, a ``(w, w)`` system per row instead of ``(k, k)``. Padding
+        rows of ``S`` are zero and their ``y`` is 0, so their ``a`` is 0."""
+        xp, m, k = be.xp, chunk.stop - chunk.start, v.shape[1]
+        index, r0 = chunk.pieces[0]
+        scale = 1.0 / xp.sqrt(lam)  # (m, k)
+        z = xp.reshape(xp.take(v, index, axis=0), (m, -1, k)) * scale[:, None, :]  # (m, w, k)
+        y = r0 - xp.reshape(xp.take(b, index), (m, -1))  # (m, w)
+        eye = xp.eye(z.shape[1], dtype=v.dtype, device=be.device)
+        a = xp.linalg.solve(xp.matmul(z, xp.matrix_transpose(z)) + eye[None, :, :],
+                            y[:, :, None])
+        return scale * xp.matmul(xp.matrix_transpose(z), a)[:, :, 0]
 
     @staticmethod
     def _weights(xp: Any, n: Any, exponent: float) -> Any:
@@ -305,14 +381,14 @@ class BiasedMF:
         r64 = train.ratings.astype(np.float64)
         mu = float(r64.mean())
         shape = (train.n_users, train.n_items)
-        b_ui = sp.csr_matrix((np.ones(len(train), dtype=self.dtype), (train.users, train.items)),
-                             shape=shape)
+        # the centred ratings; COO -> CSR keeps explicit zeros (a rating equal to mu), so its
+        # structure is the ratings' own
         r0_ui = sp.csr_matrix(((r64 - mu).astype(self.dtype), (train.users, train.items)),
                               shape=shape)
-        if b_ui.nnz != len(train):
+        if r0_ui.nnz != len(train):
             raise ValueError("train has duplicate (user, item) pairs; call Ratings.validate()")
-        users = self._side(be, b_ui, r0_ui, k + 1)
-        items = self._side(be, b_ui.T.tocsr(), r0_ui.T.tocsr(), k + 1)
+        users = self._side(be, r0_ui, k + 1)
+        items = self._side(be, r0_ui.T.tocsr(), k + 1)
 
         g = seeding.rng(self.random_state, "mf", "init")
         q = be.asarray(g.normal(0.0, self.init_std, size=(train.n_items, k)), self.dtype)
