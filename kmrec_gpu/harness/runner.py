@@ -11,6 +11,7 @@ CPU-only peer on CUDA, a dense reference over its size limit) is recorded as ski
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -46,22 +47,49 @@ class CellResult:
     backend: dict[str, Any] | None = None
 
 
+# read by an OpenMP runtime or BLAS when it loads: a library first imported during a cell
+# (torch by a model that uses it on a NumPy backend, a peer's OpenMP) starts with n threads
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 @contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Pin torch and BLAS to ``n`` threads for the cell (None: leave them alone)."""
+def cpu_threads(n: int | None, *, torch_needed: bool = False) -> Iterator[None]:
+    """Pin torch and BLAS to ``n`` threads for the cell (None: leave them alone).
+
+    torch is imported here only when the cell's backend needs it (``torch_needed``) or it
+    is already imported: importing it (seconds) for an all-NumPy cell would be start-up
+    cost only. Otherwise the thread variables of :data:`THREAD_ENV` hold ``n`` for the
+    cell, so that a torch (or other pool) imported during the cell starts with ``n``
+    threads; the pools already loaded are limited through threadpoolctl either way.
+    """
     if n is None:
         yield
         return
-    import torch
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
+    n = int(n)
+    torch = sys.modules.get("torch")
+    if torch is None and torch_needed:
+        import torch
+    env_before = None
+    if torch is None:
+        env_before = {k: os.environ.get(k) for k in THREAD_ENV}
+        os.environ.update({k: str(n) for k in THREAD_ENV})
+    else:
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
     try:
-        with threadpool_limits(int(n)):
+        with threadpool_limits(n):
             yield
     finally:
-        torch.set_num_threads(before)
+        if env_before is None:
+            torch.set_num_threads(before)
+        else:
+            for k, v in env_before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -231,7 +259,7 @@ class Harness:
             return self._skip_or_fail(spec, "skipped", limit, be, desc)
         tt, ssum = self.split(spec, r, be, desc)
         try:
-            with cpu_threads(self.threads):
+            with cpu_threads(self.threads, torch_needed=backend.library == "torch"):
                 return self._measure(spec, backend, be, tt, desc, ssum, keep)
         except BackendUnavailable as e:  # an optional peer library (Surprise, cuML) is absent
             return self._skip_or_fail(spec, "skipped", str(e), be, desc, ssum)
