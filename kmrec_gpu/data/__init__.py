@@ -70,16 +70,15 @@ def verify(name: str, path: str | Path | None = None, *, download: bool = False)
         checks = src.verify_archive()
         r = failure = None
         try:
-            r = load(name, src.path, verify=False)
-            digests: dict[str, str | None] = dict(r.source.files)
+            r = load(name, src.path, verify=False)  # hashes nothing: the digests are below
         except DataError as e:
             failure = str(e)
-            digests = {}
-            for member in sorted(set(spec.files.values())):
-                try:
-                    digests[member] = hashlib.sha256(src.read(member)).hexdigest()
-                except DataError:
-                    digests[member] = None  # unreadable: the load row says why
+        digests: dict[str, str | None] = {}
+        for member in sorted(set(spec.files.values())):
+            try:
+                digests[member] = hashlib.sha256(src.read(member)).hexdigest()
+            except DataError:
+                digests[member] = None  # unreadable: the load row says why
     finally:
         src.close()
     for member, sha in sorted(digests.items()):
