@@ -151,3 +151,18 @@ def test_torch_index_cache_lives_no_longer_than_its_tensors():
         assert len(linalg._CSR_CACHE) <= linalg._CSR_CACHE_SIZE
     del tr, tc
     assert linalg._CSR_CACHE == {}  # each entry left with its pattern
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("nnz", [5, 900], ids=["fewer-cells-than-rows", "more-cells"])
+def test_factor_tables_that_are_views_give_the_same_numbers(library, nnz):
+    """A model hands its factors sliced off its solution (``x[:, :-1]``): not contiguous."""
+    if library == "torch":
+        pytest.importorskip("torch")
+    be = get_backend("cpu", library=library)
+    a, b, rows, cols, _, _ = _case(False, nnz=nnz)
+    wide_a = np.concatenate([a, np.full((a.shape[0], 1), 7.0)], axis=1)
+    wide_b = np.concatenate([b, np.full((b.shape[0], 1), -3.0)], axis=1)
+    got = sampled_dot(be, be.asarray(wide_a)[:, :-1], be.asarray(wide_b)[:, :-1],
+                      be.asarray(rows), be.asarray(cols))
+    np.testing.assert_allclose(be.to_numpy(got), _reference(a, b, rows, cols), atol=1e-12)
