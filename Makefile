@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test check report claims micro bench kernels-bench clean
+.PHONY: setup run test check report claims micro bench peers kernels-bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ micro: setup
 
 bench: setup
 	$(BIN)/python bench/bench_synthetic.py
+
+# ours against each operation's peer, interleaved, one thread (Surprise: the peers extra)
+peers: setup
+	$(BIN)/python bench/bench_peers.py --label after
 
 # the Triton kernels against their composed paths (needs a CUDA GPU; says so and exits 0
 # without one)
