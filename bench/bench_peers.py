@@ -19,7 +19,8 @@ The cases (``--cases``; every one by default):
   the same implicit operator and against scikit-learn's ``TruncatedSVD`` (randomized, its
   defaults) on the dense matrix; singular-value error against an exact SVD.
 - ``mf-ml-100k`` / ``mf-ml-latest-small``: ``BiasedMF`` ALS (100 factors, 20 epochs) against
-  Surprise's ``SVD()`` (100 factors, 20 epochs of SGD), fit time, held-out RMSE.
+  Surprise's ``SVD()`` (100 factors, 20 epochs of SGD), fit time, held-out RMSE;
+  ``mf-cd-*`` the same with ``solver="cd"`` (a coordinate-descent sweep per half-step).
 - ``kmeans``: K-means (k = 15) of the sparse liked-movie matrix of ml-latest-small,
   this project's engine against scikit-learn's, the same constructor arguments
   (:func:`kmrec_gpu.cluster.engines.make_kmeans`); inertia and iterations of both.
@@ -145,23 +146,24 @@ def case_svd() -> Case:
                 "≤ 1.0× svds at singular values within 1e-6; faster than sklearn at better accuracy")
 
 
-def case_mf(dataset: str) -> Callable[[], Case]:
+def case_mf(dataset: str, solver: str = "exact") -> Callable[[], Case]:
     def build() -> Case:
         from kmrec_gpu.models.mf import BiasedMF
         from kmrec_gpu.models.surprise_peer import SurprisePeer, surprise_available
 
         r, split = _split(dataset)
         score = _rating_metrics(split)
-        ours = BiasedMF(n_factors=100, n_epochs=20, random_state=SEED)
+        ours = BiasedMF(n_factors=100, n_epochs=20, random_state=SEED, solver=solver)
         peers = []
         if surprise_available():
             peer = SurprisePeer("SVD", random_state=SEED)  # 100 factors, 20 epochs
             peers.append(Side("Surprise SVD()", lambda: peer.fit(split.train), score,
                               peer.get_params()))
-        return Case(f"mf-{dataset}", "biased MF, 100 factors, 20 epochs: fit",
+        name, side = (("mf", "kmrec BiasedMF (ALS)") if solver == "exact" else
+                      (f"mf-{solver}", f"kmrec BiasedMF (ALS, solver={solver})"))
+        return Case(f"{name}-{dataset}", "biased MF, 100 factors, 20 epochs: fit",
                     bf.dataset_info(r, dataset),
-                    Side("kmrec BiasedMF (ALS)", lambda: ours.fit(split.train), score,
-                         ours.get_params()),
+                    Side(side, lambda: ours.fit(split.train), score, ours.get_params()),
                     peers, "fit ≤ Surprise SVD() at equal or better held-out RMSE")
     return build
 
@@ -296,7 +298,9 @@ def case_import() -> Case:
 
 CASES: dict[str, Callable[[], Case]] = {
     "svd": case_svd, "mf-ml-100k": case_mf("ml-100k"),
-    "mf-ml-latest-small": case_mf("ml-latest-small"), "kmeans": case_kmeans,
+    "mf-ml-latest-small": case_mf("ml-latest-small"),
+    "mf-cd-ml-100k": case_mf("ml-100k", "cd"),
+    "mf-cd-ml-latest-small": case_mf("ml-latest-small", "cd"), "kmeans": case_kmeans,
     "sddmm-numpy": case_sddmm_numpy, "sddmm-torch": case_sddmm_torch, "load": case_load,
     "import": case_import,
 }
