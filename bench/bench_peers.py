@@ -340,7 +340,7 @@ def run_case(rec: bf.Recorder, case: Case, label: str, repeats: int, warmup: int
 
     bf.log(f"{case.name}: {case.what} ({warmup} warm-up + {repeats} rounds)")
     times, last = interleaved(case, repeats, warmup)
-    backend = {k: v for k, v in get_backend("cpu").describe().items()}
+    backend = dict(get_backend("cpu").describe())
     for s in [case.ours, *case.peers]:
         t = Timing(tuple(times[s.name]), warmup)
         role = "ours" if s is case.ours else "peer"

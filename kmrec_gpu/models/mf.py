@@ -299,9 +299,6 @@ class BiasedMF:
                                  axis=1),
                        xp.zeros((1, k), dtype=dt, device=be.device)], axis=0)
         b = xp.concat([fixed_b, xp.zeros((1,), dtype=dt, device=be.device)])
-        lam_f = np.r_[np.full(k - 1, float(self.reg)), 0.0]
-        lam_b = np.r_[np.zeros(k - 1), float(self.reg_bias)]
-        lam_f, lam_b = be.asarray(lam_f, self.dtype), be.asarray(lam_b, self.dtype)
         # below k ratings a row's system is smaller in the dual form, which needs every
         # penalty positive
         dual = self.reg > 0 and self.reg_bias > 0
@@ -312,9 +309,10 @@ class BiasedMF:
         with _one_blas_thread(be):
             for chunk in side.chunks:
                 # the penalties: the diagonal of each row's system
-                n = chunk.counts
-                lam = (self._weights(xp, n, self.reg_exponent)[:, None] * lam_f[None, :]
-                       + self._weights(xp, n, self.reg_bias_exponent)[:, None] * lam_b[None, :])
+                pen_f, pen_b = self._penalties(xp, chunk.counts)
+                m = chunk.stop - chunk.start
+                lam = xp.concat([xp.broadcast_to(pen_f[:, None], (m, k - 1)), pen_b[:, None]],
+                                axis=1)
                 if dual and chunk.width < k and len(chunk.pieces) == 1:
                     xs.append(self._solve_dual(be, chunk, v, b, lam))
                 else:
