@@ -139,6 +139,34 @@ def test_the_residual_criterion_holds_at_stop(tol):
         assert _run(be, a, 8, tol=1e-3, max_basis=20)[0].n_iter < res.n_iter
 
 
+@pytest.mark.parametrize("shape", [(80, 60), (60, 80)])
+def test_one_sided_reorthogonalisation_agrees_with_full(shape):
+    be = get_backend("cpu")
+    a = _low_rank_plus_noise(*shape)
+    exact = np.linalg.svd(a, compute_uv=False)[:6]
+    full = _run(be, a, 6, tol=1e-6, one_sided=False)
+    one = _run(be, a, 6, tol=1e-6, one_sided=True)
+    auto = _run(be, a, 6, tol=1e-6)
+    assert one[0].n_iter == full[0].n_iter
+    np.testing.assert_allclose(one[2], exact, rtol=1e-10)
+    assert _residuals(a, *one[1:])[0].max() <= 1e-6
+    # the default at a tol above sqrt(eps) is the one-sided run, bit for bit
+    np.testing.assert_array_equal(auto[2], one[2])
+    np.testing.assert_array_equal(auto[3], one[3])
+
+
+def test_below_sqrt_eps_the_default_reorthogonalises_both_sides():
+    # one-sided, the unreorthogonalised side's rounding stalls the true residual near
+    # 1e-10 on this matrix, so it cannot honestly stop at 1e-11; the default does
+    be = get_backend("cpu")
+    a = _low_rank_plus_noise()
+    tol = 1e-11
+    _, u, s, vt = _run(be, a, 8, tol=tol, max_basis=20)
+    assert _residuals(a, u, s, vt)[0].max() <= tol * (1 + 1e-6)
+    _, u, s, vt = _run(be, a, 8, tol=tol, max_basis=20, one_sided=True)
+    assert _residuals(a, u, s, vt)[0].max() > tol
+
+
 def test_max_iter_stops_unconverged():
     be = get_backend("cpu")
     a = _with_spectrum(np.linspace(10.0, 9.0, 40), 50, 40, seed=4)
