@@ -291,6 +291,43 @@ def test_attention_mlp_with_a_movie_without_genres_is_finite_and_ignores_absent_
     assert not torch.allclose(after[1], before[1])
 
 
+def test_attention_mlp_packs_present_genres_into_the_same_function():
+    # the unpacked network: every genre a token, absent ones masked as keys and in pooling
+    def unpacked(net, users, items, genres):
+        b = users.shape[0]
+        pu, qi = net.user(users), net.item(items)
+        g = (net.genre + net.kind[2]).unsqueeze(0).expand(b, -1, -1)
+        x = torch.cat([(pu + net.kind[0]).unsqueeze(1), (qi + net.kind[1]).unsqueeze(1), g], 1)
+        absent = torch.cat([genres.new_zeros(b, 2, dtype=torch.bool), genres <= 0], 1)
+        h, _ = net.attn(x, x, x, key_padding_mask=absent, need_weights=False)
+        h = net.norm(x + h)
+        score = net.pool(h).squeeze(-1).masked_fill(absent, float("-inf"))
+        pooled = (torch.softmax(score, 1).unsqueeze(-1) * h).sum(1)
+        return net.mlp(torch.cat([pooled, pu, qi], 1)).squeeze(-1) + net.offset
+
+    torch.manual_seed(5)
+    n_g = 7
+    net = AttentionMLP(N_U, N_I, n_g, dim=8, heads=2, hidden=(16, 8)).eval()
+    users, items = torch.randint(0, N_U, (64,)), torch.randint(0, N_I, (64,))
+    genres = (torch.rand(64, n_g) < 0.3).float()
+    genres[:, -1] = 0.0  # no movie has the last genre: the batch packs to fewer tokens
+    genres[0] = 0.0  # no genre
+    with torch.no_grad():
+        net.genre.normal_()  # distinct genre tokens, so a wrong gather would show
+        assert int(genres.sum(1).max()) < n_g
+        want = unpacked(net, users, items, genres)
+        torch.testing.assert_close(net(users, items, genres), want, rtol=1e-5, atol=1e-6)
+        every = genres.clone()
+        every[1] = 1.0
+        torch.testing.assert_close(net(users, items, every), unpacked(net, users, items, every),
+                                   rtol=1e-5, atol=1e-6)
+        # a batch where no movie has a genre packs to the user and movie tokens alone
+        none = torch.zeros(3, n_g)
+        torch.testing.assert_close(net(users[:3], items[:3], none),
+                                   unpacked(net, users[:3], items[:3], none),
+                                   rtol=1e-5, atol=1e-6)
+
+
 # -- 3. determinism ---------------------------------------------------------------------------
 
 

@@ -61,6 +61,14 @@ class AttentionMLP(nn.Module):
     (a learned score per token, softmax over the present tokens) pools them; three fully
     connected layers with LeakyReLU and dropout map [pooled, user, movie] to the
     prediction. Weight decay comes from the optimiser.
+
+    Only present genres become tokens: each batch is packed to the most genres any of its
+    movies has (8 of 20 on ml-latest-small, against 2.3 on average), present ones first in
+    genre order, the rest padding that no query attends to and the pooling ignores. With no
+    positional encoding the network is the same function of its inputs as with every genre
+    as a (masked) token; attention costs ~(2 + k)² instead of (2 + n_genres)², about 3× less
+    per batch of 1,024 on one CPU thread. Training in packed form draws its dropout masks
+    for the packed shapes.
     """
 
     def __init__(self, n_users: int, n_items: int, n_genres: int, *, dim: int = 32,
@@ -82,9 +90,13 @@ class AttentionMLP(nn.Module):
         b = users.shape[0]
         pu = self.user(users)
         qi = self.item(items)
-        g = (self.genre + self.kind[2]).unsqueeze(0).expand(b, -1, -1)
+        present = genres > 0
+        k = int(present.sum(1).max()) if b else 0
+        # a stable sort of the absent flags puts each row's present genres first, in order
+        order = torch.argsort((~present).to(torch.uint8), dim=1, stable=True)[:, :k]
+        g = (self.genre + self.kind[2])[order]
         x = torch.cat([(pu + self.kind[0]).unsqueeze(1), (qi + self.kind[1]).unsqueeze(1), g], 1)
-        absent = torch.cat([genres.new_zeros(b, 2, dtype=torch.bool), genres <= 0], 1)
+        absent = torch.cat([present.new_zeros(b, 2), ~torch.gather(present, 1, order)], 1)
         h, _ = self.attn(x, x, x, key_padding_mask=absent, need_weights=False)
         h = self.norm(x + h)
         score = self.pool(h).squeeze(-1).masked_fill(absent, float("-inf"))
