@@ -94,7 +94,8 @@ def _claims(args) -> int:
         return 0
     if args.action == "run":
         results = run_claims(protocols, results_dir=args.results, threads=args.threads,
-                             force=args.force, command=" ".join(["kmrec", *sys.argv[1:]]))
+                             force=args.force, command=" ".join(["kmrec", *sys.argv[1:]]),
+                             models=args.model)
         if any(r.status == "failed" for r in results):
             print("kmrec claims run: some cells failed (see above); claims.json not rebuilt",
                   file=sys.stderr)
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run: CPU threads for torch and BLAS (default 1)")
     cl.add_argument("--force", action="store_true",
                     help="run: run cells even when this revision already has their rows")
+    cl.add_argument("--model", action="append", default=None, metavar="MODEL",
+                    help="run: only the cells of this model option (repeatable), e.g. after "
+                    "a change to one model; the other figures keep their newest rows")
     cl.set_defaults(fn=_claims)
 
     rep = sub.add_parser(

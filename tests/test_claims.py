@@ -210,6 +210,20 @@ def stored(tmp_path_factory):
     return root, p
 
 
+def test_run_can_be_limited_to_one_models_cells(tmp_path, monkeypatch):
+    import kmrec_gpu.harness.app as app
+    from kmrec_gpu.claims.run import run_claims
+
+    p = parse(raw_protocol(), "t.yaml")
+    ran = []
+    monkeypatch.setattr(app, "run_grid", lambda h, cfgs, name: ran.extend(
+        c.model.name for c in cfgs) or [])
+    run_claims([p], results_dir=tmp_path, progress=False, models=["global_mean"])
+    assert ran == ["global_mean"] * 5
+    with pytest.raises(ValueError, match=r"model\(s\) \['nope'\]"):
+        run_claims([p], results_dir=tmp_path, progress=False, models=["nope"])
+
+
 def test_claims_are_rebuilt_from_rows_only_and_identically(stored, tmp_path):
     root, p = stored
     out = tmp_path / "claims.json"

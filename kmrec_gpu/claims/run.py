@@ -41,16 +41,23 @@ def cell_keys(cells: Sequence[Cell]) -> dict[Cell, str]:
 
 def run_claims(protocols: Sequence[Protocol], *, results_dir: str | Path = "results",
                threads: int | None = 1, force: bool = False, command: str | None = None,
-               progress: bool = True) -> list:
-    """Every cell of ``protocols`` (each once, however many claims share it). A cell done
-    at this clean revision is skipped unless ``force``."""
+               progress: bool = True, models: Sequence[str] | None = None) -> list:
+    """Every cell of ``protocols`` (each once, however many claims share it), or only those
+    of ``models``. A cell done at this clean revision is skipped unless ``force``."""
     from kmrec_gpu.harness.app import run_grid
     from kmrec_gpu.harness.runner import Harness
 
     seen: dict[Cell, None] = {}
     for p in protocols:
         for c in p.cells():
-            seen.setdefault(c, None)
+            if models is None or c.model in models:
+                seen.setdefault(c, None)
+    if models is not None:
+        known = {c.model for p in protocols for c in p.cells()}
+        unknown = sorted(set(models) - known)
+        if unknown:
+            raise ValueError(f"no cell of these claims uses model(s) {unknown}; "
+                             f"their models are {sorted(known)}")
     h = Harness(results_dir, force=force, progress=progress, threads=threads, command=command)
     results = run_grid(h, list(cell_configs(list(seen)).values()), "claims")
     if h.results_file:
