@@ -80,7 +80,7 @@ def _check(args) -> int:
     from kmrec_gpu.harness.check import run_check
 
     return run_check(results_dir=args.results, baselines_path=args.baselines,
-                     update=args.update, threads=args.threads)
+                     update=args.update, threads=args.threads, only=args.only)
 
 
 def _claims(args) -> int:
@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default results)")
     chk.add_argument("--threads", type=int, default=1,
                      help="CPU threads for torch and BLAS (default 1)")
+    chk.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                     help="only the cells whose id (model@dataset/split/backend/seedN, as "
+                     "the table prints) matches this shell pattern, e.g. 'attention_mlp@*'; "
+                     "repeatable. With --update the other cells keep their baselines")
     chk.set_defaults(fn=_check)
 
     cl = sub.add_parser(

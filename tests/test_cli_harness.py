@@ -30,6 +30,16 @@ def test_check_and_report_are_documented_in_help():
     assert "re-run" in " ".join(sub["report"].format_help().split())
 
 
+def test_check_only_reaches_run_check(monkeypatch):
+    import kmrec_gpu.harness.check as check
+
+    seen = {}
+    monkeypatch.setattr(check, "run_check", lambda **kw: seen.update(kw) or 0)
+    assert main(["check", "--update", "--only", "attention_mlp@*", "--only", "svd@*"]) == 0
+    assert seen["only"] == ["attention_mlp@*", "svd@*"] and seen["update"] is True
+    assert main(["check"]) == 0 and seen["only"] == []
+
+
 def test_kmrec_bench_help_lists_every_group_option():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     p = subprocess.run([sys.executable, "-c", "from kmrec_gpu.harness.app import main; main()",
