@@ -30,6 +30,7 @@ from kmrec_gpu.neural import (
     adjusted_values,
 )
 from kmrec_gpu.neural.estimators import MODEL_FORMAT, genre_columns
+from kmrec_gpu.neural.estimators import SparseDenseAdam
 from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.ratings import Ratings, RatingScale, Tags, from_arrays
 from kmrec_gpu.splits import holdout
@@ -326,6 +327,60 @@ def test_attention_mlp_packs_present_genres_into_the_same_function():
         torch.testing.assert_close(net(users[:3], items[:3], none),
                                    unpacked(net, users[:3], items[:3], none),
                                    rtol=1e-5, atol=1e-6)
+
+
+def _one_step(est, net, users, items):
+    opt = est._optimizer(net)
+    genres = torch.zeros(users.shape[0], N_G)
+    loss = ((net(users, items, genres) - 4.0) ** 2).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return opt
+
+
+def test_hybrid_sparse_embeddings_step_only_the_batch_rows_lazily():
+    torch.manual_seed(0)
+    est = HybridNN003(lr=0.05, mf_dim=4, mlp_dim=4, hidden=(8,))
+    assert est.sparse is True
+    nets = {}
+    for sparse in (True, False):
+        torch.manual_seed(0)
+        nets[sparse] = HybridNet(N_U, N_I, N_G, mf_dim=4, mlp_dim=4, hidden=(8,), sparse=sparse)
+    a, b = torch.tensor([0, 1]), torch.tensor([2, 3])
+    opts = {}
+    for sparse, net in nets.items():
+        opts[sparse] = est._optimizer(net)
+        for users in (a, b):  # user 0 is in the first batch only
+            genres = torch.zeros(2, N_G)
+            loss = ((net(users, users, genres) - 4.0) ** 2).mean()
+            opts[sparse].zero_grad(set_to_none=True)
+            loss.backward()
+            assert net.p.weight.grad.is_sparse is sparse
+            opts[sparse].step()
+            if users is a:  # Adam's first step is the same dense or lazy
+                first = {s: n.p.weight.detach().clone() for s, n in nets.items() if s is sparse}
+                if sparse is False:
+                    torch.testing.assert_close(first[False], after_first_sparse)
+                else:
+                    after_first_sparse = first[True]
+    # second step: the lazy update leaves user 0's row where the first step put it, the
+    # dense one moves it by its momentum; the batch's rows move in both
+    torch.testing.assert_close(nets[True].p.weight[0], after_first_sparse[0], rtol=0, atol=0)
+    assert not torch.allclose(nets[False].p.weight[0], after_first_sparse[0])
+    assert not torch.allclose(nets[True].p.weight[2], after_first_sparse[2])
+    assert isinstance(opts[True], SparseDenseAdam) and len(opts[True].param_groups) == 2
+    assert isinstance(opts[False], torch.optim.Adam)
+
+
+def test_hybrid_sparse_refuses_weight_decay_and_keeps_lr_zero_still():
+    torch.manual_seed(0)
+    net = HybridNet(N_U, N_I, N_G, mf_dim=4, mlp_dim=4, hidden=(8,), sparse=True)
+    with pytest.raises(ValueError, match="SparseAdam, which has no weight decay"):
+        HybridNN003(weight_decay=1e-3)._optimizer(net)
+    before = [p.detach().clone() for p in net.parameters()]
+    _one_step(HybridNN003(lr=0.0), net, torch.tensor([0, 1]), torch.tensor([0, 1]))
+    assert all(torch.equal(p, q) for p, q in zip(before, net.parameters()))
 
 
 # -- 3. determinism ---------------------------------------------------------------------------

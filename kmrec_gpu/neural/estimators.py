@@ -69,6 +69,27 @@ def genre_columns(r: Ratings, genres: str | tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+class SparseDenseAdam:
+    """Two optimisers stepped as one: ``SparseAdam`` for the sparse-gradient embedding
+    tables (moments of the batch's rows only: "lazy" Adam) and Adam/AdamW for the dense
+    rest. ``param_groups`` lists both, so ``GradScaler`` can unscale them."""
+
+    def __init__(self, *parts: torch.optim.Optimizer) -> None:
+        self.parts = parts
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.parts for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.parts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.parts:
+            o.step()
+
+
 class NeuralRegressor:
     """Shared fit / predict / save / load for the three networks (subclasses set ``net_class``)."""
 
@@ -134,12 +155,23 @@ class NeuralRegressor:
         y = torch.from_numpy(r.ratings.astype(np.float32)).to(self.device_)
         return Batches(u, i, y)
 
-    def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
-        if self.optimizer == "adam":
-            return torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        if self.optimizer == "adamw":
-            return torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+    def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer | SparseDenseAdam:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+        sparse = [m.weight for m in net.modules() if isinstance(m, nn.Embedding) and m.sparse]
+        if not sparse:
+            return cls(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.weight_decay:
+            raise ValueError(f"{type(self).__name__}: sparse embeddings are updated by "
+                             f"SparseAdam, which has no weight decay; got weight_decay="
+                             f"{self.weight_decay} (use sparse=False for decay)")
+        ids = {id(p) for p in sparse}
+        dense = [p for p in net.parameters() if id(p) not in ids]
+        dense_opt = cls(dense, lr=self.lr)  # raises on a negative lr, as the dense path does
+        # SparseAdam refuses lr=0, which moves nothing anyway
+        return SparseDenseAdam(*([torch.optim.SparseAdam(sparse, lr=self.lr)] if self.lr
+                                 else []), dense_opt)
 
     def _amp_dtype(self) -> torch.dtype | None:
         if not self.amp or self.device_.type != "cuda":
@@ -371,10 +403,14 @@ class AttentionMLP000(NeuralRegressor):
 
 
 class HybridNN003(NeuralRegressor):
-    """Seed 003's hybrid of matrix factorisation and an MLP over [user, movie, genres]."""
+    """Seed 003's hybrid of matrix factorisation and an MLP over [user, movie, genres].
+
+    ``sparse`` (default): embedding gradients are sparse and updated by ``SparseAdam``
+    (lazy Adam: a row's moments move only in batches that contain it), the MLP by Adam;
+    ``sparse=False`` is one dense Adam over everything."""
 
     net_class = HybridNet
-    net_keys = ("mf_dim", "mlp_dim", "hidden", "dropout")
+    net_keys = ("mf_dim", "mlp_dim", "hidden", "dropout", "sparse")
     name = "seed003_hybrid_nn"
 
     def __init__(self, *, epochs: int = 40, batch_size: int = 1024, lr: float = 2e-3,
@@ -382,12 +418,13 @@ class HybridNN003(NeuralRegressor):
                  valid_fraction: float = 0.1, genres: str | tuple[str, ...] = "all",
                  clip: bool = True, random_state: int = 0, device: str = "auto",
                  amp: bool = False, mf_dim: int = 32, mlp_dim: int = 16,
-                 hidden: tuple[int, ...] = (64, 32), dropout: float = 0.0) -> None:
+                 hidden: tuple[int, ...] = (64, 32), dropout: float = 0.0,
+                 sparse: bool = True) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr,
                          weight_decay=weight_decay, optimizer=optimizer, patience=patience,
                          valid_fraction=valid_fraction, genres=genres, clip=clip,
                          random_state=random_state, device=device, amp=amp, mf_dim=mf_dim,
-                         mlp_dim=mlp_dim, hidden=hidden, dropout=dropout)
+                         mlp_dim=mlp_dim, hidden=hidden, dropout=dropout, sparse=sparse)
 
 
 ESTIMATORS: dict[str, type[NeuralRegressor]] = {
