@@ -349,6 +349,8 @@ def case_hybrid() -> Case:
     peer = PlainTorchLoop(HybridNet, {**net_kwargs, "sparse": False}, epochs=epochs,
                           batch_size=bs, lr=ours.lr, weight_decay=ours.weight_decay, seed=SEED,
                           optimizer=ours.optimizer)
+    dense = HybridNN003(epochs=epochs, batch_size=bs, patience=None, valid_fraction=0.0,
+                        random_state=SEED, device="cpu", sparse=False)
     n = len(split.train)
     return Case("hybrid-32", f"HybridNN003, {epochs} epoch of batch {bs} over {n:,} training "
                 "ratings: fit", bf.dataset_info(r, "ml-latest-small"),
@@ -356,7 +358,9 @@ def case_hybrid() -> Case:
                      score, ours.get_params()),
                 [Side("plain PyTorch loop, same network, dense Adam",
                       lambda: peer.fit(split.train), lambda m: {"rmse": m.rmse(split.test)},
-                      peer.get_params())],
+                      peer.get_params()),
+                 Side("kmrec HybridNN003(sparse=False), dense Adam",
+                      lambda: dense.fit(split.train), score, dense.get_params())],
                 "batch-32 epochs not dominated by full-table Adam updates")
 
 
