@@ -342,7 +342,6 @@ def _one_step(est, net, users, items):
 def test_hybrid_sparse_embeddings_step_only_the_batch_rows_lazily():
     torch.manual_seed(0)
     est = HybridNN003(lr=0.05, mf_dim=4, mlp_dim=4, hidden=(8,))
-    assert est.sparse is True
     nets = {}
     for sparse in (True, False):
         torch.manual_seed(0)
@@ -371,6 +370,16 @@ def test_hybrid_sparse_embeddings_step_only_the_batch_rows_lazily():
     assert not torch.allclose(nets[True].p.weight[2], after_first_sparse[2])
     assert isinstance(opts[True], SparseDenseAdam) and len(opts[True].param_groups) == 2
     assert isinstance(opts[False], torch.optim.Adam)
+
+
+@pytest.mark.parametrize("batch_size, sparse", [(15, True), (16, False)])
+def test_hybrid_auto_is_sparse_only_for_tables_much_larger_than_a_batch(batch_size, sparse):
+    r = synth(n_users=600, n_items=424, n_ratings=6000)  # 1,024 rows: the boundary is 64 x 16
+    m = make(HybridNN003, epochs=1, batch_size=batch_size, patience=None).fit(r)
+    assert m.sparse == "auto"
+    assert m.net_.p.sparse is sparse and m.net_.mlp_item.sparse is sparse
+    with pytest.raises(ValueError, match="sparse must be True, False or 'auto'"):
+        make(HybridNN003, epochs=1, sparse="yes").fit(r)
 
 
 def test_hybrid_sparse_refuses_weight_decay_and_keeps_lr_zero_still():

@@ -405,9 +405,26 @@ class AttentionMLP000(NeuralRegressor):
 class HybridNN003(NeuralRegressor):
     """Seed 003's hybrid of matrix factorisation and an MLP over [user, movie, genres].
 
-    ``sparse`` (default): embedding gradients are sparse and updated by ``SparseAdam``
-    (lazy Adam: a row's moments move only in batches that contain it), the MLP by Adam;
-    ``sparse=False`` is one dense Adam over everything."""
+    ``sparse=True``: embedding gradients are sparse and updated by ``SparseAdam`` (lazy
+    Adam: a row's moments move only in batches that contain it), the MLP by Adam;
+    ``sparse=False`` is one dense Adam over everything. ``"auto"`` (default) chooses
+    sparse when the tables have more than 64 rows per batch row (users + movies >
+    64·batch_size): measured per epoch on one CPU thread, sparse was faster on
+    ml-latest-small (10.4k rows) at batch 32–128 and slower from 256, and slower on ml-100k
+    (2.6k rows) from batch 64 (``bench/bench_peers.py --cases hybrid-32``; the harness's
+    batch 1,024 stays dense)."""
+
+    SPARSE_ROWS_PER_BATCH_ROW: ClassVar[int] = 64
+
+    def _sparse(self) -> bool:
+        if self.sparse == "auto":
+            return self.n_users_ + self.n_items_ > self.SPARSE_ROWS_PER_BATCH_ROW * self.batch_size
+        if isinstance(self.sparse, bool):
+            return self.sparse
+        raise ValueError(f"sparse must be True, False or 'auto', got {self.sparse!r}")
+
+    def _net_params(self) -> dict[str, Any]:
+        return {**super()._net_params(), "sparse": self._sparse()}
 
     net_class = HybridNet
     net_keys = ("mf_dim", "mlp_dim", "hidden", "dropout", "sparse")
@@ -419,7 +436,7 @@ class HybridNN003(NeuralRegressor):
                  clip: bool = True, random_state: int = 0, device: str = "auto",
                  amp: bool = False, mf_dim: int = 32, mlp_dim: int = 16,
                  hidden: tuple[int, ...] = (64, 32), dropout: float = 0.0,
-                 sparse: bool = True) -> None:
+                 sparse: bool | str = "auto") -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr,
                          weight_decay=weight_decay, optimizer=optimizer, patience=patience,
                          valid_fraction=valid_fraction, genres=genres, clip=clip,
