@@ -18,7 +18,6 @@ from kmrec_gpu.neural.estimators import ESTIMATORS
 
 # network class name -> the estimator whose defaults say how it is trained
 ESTIMATOR_OF = {est.net_class.__name__: est for est in ESTIMATORS.values()}
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +35,15 @@ def batch(sizes):
 
 
 def _build(net_name: str, sizes, device: torch.device):
-    est = ESTIMATOR_OF[net_name]()
-    params = est.get_params()
+    # the network and optimiser a fit at this batch size would build (e.g. the hybrid's
+    # sparse="auto" decides from the table and batch sizes)
+    est = ESTIMATOR_OF[net_name](batch_size=sizes.nn_batch)
+    est.n_users_, est.n_items_ = sizes.nn_users, sizes.nn_items
+    params = {**est.get_params(), **est._net_params()}
     torch.manual_seed(0)
     net = est.net_class(sizes.nn_users, sizes.nn_items, sizes.nn_genres,
-                        **{k: params[k] for k in est.net_keys}).to(device)
-    opt = OPTIMIZERS[params["optimizer"]](net.parameters(), lr=params["lr"],
-                                          weight_decay=params["weight_decay"])
-    return net.train(), opt, params
+                        **est._net_params()).to(device)
+    return net.train(), est._optimizer(net), params
 
 
 def _step_flops(step) -> int:

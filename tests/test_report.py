@@ -231,3 +231,23 @@ def test_kernels_tag_names_a_non_default_switch_and_the_path_taken():
     assert kernels_tag({"extra": {"harness": {"kernels": "off"}}}) == "kernels=off"
     assert kernels_tag({"extra": {"harness": {"kernels": "auto"}}}) == ""
     assert kernels_tag({"extra": {}}) == ""
+
+
+def test_accuracy_groups_keep_older_rows_that_lack_a_later_parameter():
+    # one name, one configuration: a row whose recorded parameters disagree with the newest
+    # row's is left out; a row that only lacks a parameter added later is kept (the claims
+    # select rows by cell key, which such an addition does not change either)
+    from kmrec_gpu.report.accuracy import _groups
+
+    def row(seed: int, params: dict, day: int) -> dict:
+        return make_row(
+            run_id=f"r{day}", dataset={"name": "toy", "sha256": SHA, "n_ratings": 1000},
+            split={"method": "holdout", "params": {"test_fraction": 0.1, "seed": seed}},
+            seed=seed, model={"name": "toy_mf", "params": params}, backend=_cpu(),
+            phase="evaluate", metrics={"rmse": 0.9}, created_utc=f"2026-12-0{day}T00:00:00+00:00")
+
+    rows = [row(0, {"reg": 0.1}, 1), row(1, {"reg": 0.1}, 1), row(2, {"reg": 0.5}, 1),
+            row(0, {"reg": 0.1, "solver": "exact"}, 2)]
+    (kept,) = _groups(rows).values()
+    assert sorted(r["seed"] for r in kept) == [0, 1]
+    assert kept[0]["model"]["params"] == {"reg": 0.1, "solver": "exact"}  # newest per split
