@@ -103,6 +103,11 @@ def read_table(data: bytes, table: Table, where: str) -> pd.DataFrame:
         _raise_first_bad_line(text_data, sep, table, where, first_row, e)
         raise  # unreachable: the scan always finds the line pandas choked on
     for c, k in zip(table.columns, table.kinds):
+        if k == _INT and df[c].dtype.kind == "u":
+            # pandas 2 reads a column with a value above int64's range as uint64 instead
+            # of failing the int64 it was asked for (pandas 3 fails): the same error here
+            _raise_first_bad_line(text_data, sep, table, where, first_row,
+                                  OverflowError(f"{c} exceeds int64"))
         if k == _INT and df[c].isna().any():
             bad_row = int(np.flatnonzero(df[c].isna().to_numpy())[0])
             _raise_at_row(text_data, bad_row, first_row, where, f"empty {c}", table)
