@@ -42,7 +42,8 @@ micro: setup
 bench: setup
 	$(BIN)/python bench/bench_synthetic.py
 
-# ours against each operation's peer, interleaved, one thread (Surprise: the peers extra)
+# ours against each operation's peer, interleaved, one thread (Surprise: the peers extra;
+# LensKit: the lenskit extra)
 peers: setup
 	$(BIN)/python bench/bench_peers.py --label after
 
