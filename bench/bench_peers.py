@@ -271,6 +271,15 @@ class PlainTorchLoop:
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.seed, self.optimizer = seed, optimizer
 
+    @classmethod
+    def of(cls, est: Any, **net_overrides: Any) -> PlainTorchLoop:
+        """The loop of ``est``'s network, epochs, batch size and optimiser settings."""
+        p = est.get_params()
+        return cls(est.net_class, {**{k: p[k] for k in est.net_keys}, **net_overrides},
+                   epochs=est.epochs, batch_size=est.batch_size, lr=est.lr,
+                   weight_decay=est.weight_decay, seed=est.random_state,
+                   optimizer=est.optimizer)
+
     def get_params(self) -> dict[str, Any]:
         return {"loop": "DataLoader(TensorDataset), shuffle=True", "net": self.net_class.__name__,
                 **self.net_kwargs, "epochs": self.epochs, "batch_size": self.batch_size,
@@ -314,21 +323,23 @@ class PlainTorchLoop:
         return float(np.sqrt(np.mean((pred - test.ratings) ** 2)))
 
 
+def _fit_only(cls: type, epochs: int, batch_size: int, **params: Any) -> Any:
+    """A network estimator that trains exactly ``epochs`` on the CPU (no early stopping)."""
+    return cls(epochs=epochs, batch_size=batch_size, patience=None, valid_fraction=0.0,
+               random_state=SEED, device="cpu", **params)
+
+
 def case_attention() -> Case:
     import torch
 
     from kmrec_gpu.neural.estimators import AttentionMLP000
-    from kmrec_gpu.neural.nets import AttentionMLP
 
     torch.set_num_threads(1)
     r, split = _split("ml-latest-small")
     score = _rating_metrics(split)
     epochs, bs = 2, 1024
-    ours = AttentionMLP000(epochs=epochs, batch_size=bs, patience=None, valid_fraction=0.0,
-                           random_state=SEED, device="cpu")
-    net_kwargs = {k: ours.get_params()[k] for k in ("dim", "heads", "hidden", "dropout")}
-    peer = PlainTorchLoop(AttentionMLP, net_kwargs, epochs=epochs, batch_size=bs,
-                          lr=ours.lr, weight_decay=ours.weight_decay, seed=SEED)
+    ours = _fit_only(AttentionMLP000, epochs, bs)
+    peer = PlainTorchLoop.of(ours)
     n = len(split.train)
     return Case("attention", f"AttentionMLP000, {epochs} epochs of batch {bs:,} over {n:,} "
                 f"training ratings: fit", bf.dataset_info(r, "ml-latest-small"),
@@ -343,20 +354,14 @@ def case_hybrid() -> Case:
     import torch
 
     from kmrec_gpu.neural.estimators import HybridNN003
-    from kmrec_gpu.neural.nets import HybridNet
 
     torch.set_num_threads(1)
     r, split = _split("ml-latest-small")
     score = _rating_metrics(split)
     epochs, bs = 1, 32
-    ours = HybridNN003(epochs=epochs, batch_size=bs, patience=None, valid_fraction=0.0,
-                       random_state=SEED, device="cpu")
-    net_kwargs = {k: ours.get_params()[k] for k in ("mf_dim", "mlp_dim", "hidden", "dropout")}
-    peer = PlainTorchLoop(HybridNet, {**net_kwargs, "sparse": False}, epochs=epochs,
-                          batch_size=bs, lr=ours.lr, weight_decay=ours.weight_decay, seed=SEED,
-                          optimizer=ours.optimizer)
-    dense = HybridNN003(epochs=epochs, batch_size=bs, patience=None, valid_fraction=0.0,
-                        random_state=SEED, device="cpu", sparse=False)
+    ours = _fit_only(HybridNN003, epochs, bs)
+    peer = PlainTorchLoop.of(ours, sparse=False)  # one dense Adam over the same network
+    dense = _fit_only(HybridNN003, epochs, bs, sparse=False)
     n = len(split.train)
     return Case("hybrid-32", f"HybridNN003, {epochs} epoch of batch {bs} over {n:,} training "
                 "ratings: fit", bf.dataset_info(r, "ml-latest-small"),

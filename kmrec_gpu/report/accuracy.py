@@ -57,13 +57,17 @@ def variant(r: dict) -> str:
     return ", ".join(parts)
 
 
-def _params(r: dict) -> str:
+def _canon(v: Any) -> str:
+    """A parameter value as comparable text (tuples and lists alike, objects by str)."""
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _params(r: dict) -> dict[str, str]:
     """The model's configuration without its seed (each split's row has its own) and its
     backend (the line's library column; older rows stored the object's repr, address
-    included)."""
-    params = {k: v for k, v in (r["model"].get("params") or {}).items()
-              if k not in (*_SEED_KEYS, "backend")}
-    return json.dumps(params, sort_keys=True, default=str)
+    included), each value canonical."""
+    return {k: _canon(v) for k, v in (r["model"].get("params") or {}).items()
+            if k not in (*_SEED_KEYS, "backend")}
 
 
 def _same_configuration(a: dict, b: dict) -> bool:
@@ -119,8 +123,7 @@ def current_configuration(r: dict) -> bool:
     if want is None:
         return True
     have = r["model"].get("params") or {}
-    canon = lambda v: json.dumps(v, sort_keys=True, default=str)  # noqa: E731 (tuples = lists)
-    return all(k in have and canon(have[k]) == canon(v) for k, v in want.items())
+    return all(k in have and _canon(have[k]) == _canon(v) for k, v in want.items())
 
 
 def _groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]]:
@@ -131,10 +134,9 @@ def _groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]
         rs = [r for r in rs if current_configuration(r)]
         if not rs:
             continue
-        current = json.loads(_params(max(rs, key=when)))
+        current = _params(max(rs, key=when))
         per_split: dict[str, dict] = {}
-        for r in sorted((r for r in rs if _same_configuration(json.loads(_params(r)), current)),
-                        key=when):
+        for r in sorted((r for r in rs if _same_configuration(_params(r), current)), key=when):
             per_split[_split_id(r)] = r
         out[k] = sorted(per_split.values(), key=lambda r: (r["seed"], _split_id(r)))
     return out
