@@ -12,7 +12,7 @@ from kmrec_gpu.data import load
 from kmrec_gpu.leakage import LeakageError
 from kmrec_gpu.leakage_rec import (assert_no_recommender_leakage, check_recommender_leakage,
                                    fit_recommend_estimator, scored_users, with_test_rows)
-from kmrec_gpu.metrics import ranking_metrics
+from kmrec_gpu.metrics import ranking_metrics, top_k_items
 from kmrec_gpu.models.genre_profiles import (GenreProfileClusters, allocate_slots,
                                              genre_profiles, movie_genre_clusters)
 from kmrec_gpu.models.liked_clusters import LikedClusters, fix_small_clusters
@@ -158,6 +158,69 @@ def test_genre_recommender_follows_the_users_genre_shares():
     # 3 slots for A: 12 (liked by 3), then 3 and 4 (liked by 1; lower codes first);
     # 1 slot for B: 12 is taken already, so 7; listed by cluster popularity
     assert rec.tolist() == [7, 12, 3, 4]
+
+
+def test_allocate_slots_splits_rows_as_it_splits_one_profile():
+    rng = np.random.default_rng(3)
+    prof = rng.integers(0, 4, (300, 7)).astype(float)
+    prof[prof.sum(axis=1) == 0, 0] = 1.0
+    for k in (1, 3, 10):
+        rows = allocate_slots(prof, k)
+        np.testing.assert_array_equal(rows, [allocate_slots(p, k) for p in prof])
+        assert (rows.sum(axis=1) == k).all()
+
+
+@pytest.mark.parametrize("name", ["popularity", "liked-clusters"])
+def test_shared_rankings_give_the_dense_top_k(split, name):
+    """Lists walked from a ranking sorted once per cluster equal a top-k over each user's
+    dense row of scores (the definition), on real data where scores tie."""
+    m = MODELS[name]().fit(split.train)
+    users = np.arange(split.train.n_users)
+    if name == "popularity":
+        dense = np.tile(m.scores_, (users.size, 1))
+    else:
+        pop = m.popularity_.scores_
+        fin = np.isfinite(pop)
+        frac = np.where(fin, 0.5 * pop / (pop[fin].max() + 1.0), -np.inf)
+        counts = m.cluster_item_counts_[np.maximum(m.labels_, 0)]
+        dense = np.where(m.labels_[:, None] >= 0, np.where(counts > 0, counts + frac, frac),
+                         frac)
+    want = top_k_items(dense, 10, exclude=m.seen_)
+    np.testing.assert_array_equal(m.recommend(users, 10), want)
+
+
+def _genre_lists_per_user(m, users, k):
+    """The genre recommender's rule, user by user, as a reference for the batched walk."""
+    out = np.full((users.size, k), -1)
+    for j, u in enumerate(users):
+        taken = np.zeros(m.n_items_, dtype=bool)
+        taken[m.seen_.indices[m.seen_.indptr[u]:m.seen_.indptr[u + 1]]] = True
+        picks = []
+        c = m.labels_[u]
+        if c >= 0:
+            sc = m.cluster_scores_[c]
+            for g, n in enumerate(allocate_slots(m.profiles_[u], k)):
+                cand = m.genre_items_[g]
+                cand = cand[~taken[cand]]
+                best = cand[np.lexsort((cand, -sc[cand]))[:n]]
+                taken[best] = True
+                picks.extend(best.tolist())
+            picks.sort(key=lambda i: (-sc[i], i))
+        for i in m.pop_order_:
+            if len(picks) >= k:
+                break
+            if not taken[i]:
+                taken[i] = True
+                picks.append(int(i))
+        out[j, :len(picks)] = picks
+    return out
+
+
+def test_genre_walk_matches_the_rule_user_by_user(split):
+    m = GenreProfileClusters(n_clusters=4).fit(split.train)
+    users = np.arange(split.train.n_users)
+    for k in (1, 5, 10):
+        np.testing.assert_array_equal(m.recommend(users, k), _genre_lists_per_user(m, users, k))
 
 
 def test_bad_input_is_named():

@@ -154,6 +154,43 @@ def test_top_k_excludes_training_items_and_breaks_ties_by_code():
     assert top_k_items(np.ones((1, 8)), 3, exclude=excl).tolist() == [[4, -1, -1]]
 
 
+def _top_k_by_full_sort(scores, k, exclude=None):
+    """The definition: a full sort by (score descending, item code), -inf/NaN/excluded out."""
+    s = np.array(scores, dtype=np.float64)
+    if exclude is not None:
+        ex = sp.csr_matrix(exclude)
+        s[np.repeat(np.arange(ex.shape[0]), np.diff(ex.indptr)), ex.indices] = -np.inf
+    out = np.full((s.shape[0], k), -1)
+    for j, row in enumerate(np.where(np.isnan(s), -np.inf, s)):
+        it = np.lexsort((np.arange(row.size), -row))
+        it = it[row[it] > -np.inf][:k]
+        out[j, :it.size] = it
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_top_k_matches_a_full_sort_with_ties_at_the_cut(dtype):
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n, m, k = int(rng.integers(1, 5)), int(rng.integers(1, 40)), int(rng.integers(1, 12))
+        s = rng.integers(0, 3, (n, m)).astype(float)  # few values: ties everywhere
+        if dtype is not np.int64:
+            s[rng.random((n, m)) < 0.1] = np.nan
+            s[rng.random((n, m)) < 0.1] = -np.inf
+            s[rng.random((n, m)) < 0.05] = np.inf
+        ex = sp.csr_matrix(rng.random((n, m)) < 0.3)
+        for e in (None, ex):
+            np.testing.assert_array_equal(top_k_items(s.astype(dtype), k, exclude=e),
+                                          _top_k_by_full_sort(s, k, e))
+
+
+def test_top_k_tie_at_the_cut_goes_to_the_lower_code():
+    # 40 items tied behind one better item: a partial sort may take any two of them
+    scores = np.ones((1, 41))
+    scores[0, 20] = 2.0
+    assert top_k_items(scores, 3).tolist() == [[20, 0, 1]]
+
+
 def test_ndcg_matches_sklearn():
     rng = np.random.default_rng(1)
     n_users, n_items, k = 40, 30, 10

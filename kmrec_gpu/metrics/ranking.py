@@ -37,31 +37,27 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def top_k_items(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> np.ndarray:
-    """The ``k`` best-scored item codes per row, best first; ``exclude`` rows' items (e.g.
-    the users' training items, as a users × items CSR aligned with ``scores``) never
-    appear. Rows with fewer than ``k`` eligible items are padded with ``-1``."""
-    s = np.array(scores, dtype=np.float64, copy=True)
+    """The ``k`` best-scored item codes per row, best first, ties to the lower item code;
+    ``exclude`` rows' items (e.g. the users' training items, as a users × items CSR
+    aligned with ``scores``) never appear, nor do items scored ``-inf`` or NaN. Rows with
+    fewer than ``k`` eligible items are padded with ``-1``."""
+    from kernels.cpu_rank import top_k_rows
+
+    s = np.asarray(scores)
     if s.ndim != 2:
         raise ValueError(f"scores must be 2-d (users x items), got shape {s.shape}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if s.dtype not in (np.float32, np.float64):
+        s = s.astype(np.float64)
     if exclude is not None:
         ex = sp.csr_matrix(exclude)
         if ex.shape != s.shape:
             raise ValueError(f"exclude has shape {ex.shape}, scores {s.shape}")
-        rows = np.repeat(np.arange(ex.shape[0]), np.diff(ex.indptr))
-        s[rows, ex.indices] = -np.inf
-    s[np.isnan(s)] = -np.inf
-    kk = min(k, s.shape[1])
-    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-    ps = np.take_along_axis(s, part, axis=1)
-    # stable order: higher score first, then lower item code, so ties are reproducible
-    order = np.lexsort((part, -ps), axis=1)
-    top = np.take_along_axis(part, order, axis=1)
-    top[np.take_along_axis(ps, order, axis=1) == -np.inf] = -1
-    if kk < k:
-        top = np.hstack([top, np.full((s.shape[0], k - kk), -1, dtype=top.dtype)])
-    return top
+        indptr, indices = ex.indptr.astype(np.int64), ex.indices.astype(np.int64)
+    else:
+        indptr, indices = np.zeros(s.shape[0] + 1, np.int64), np.zeros(0, np.int64)
+    return top_k_rows(np.ascontiguousarray(s), indptr, indices, int(k))
 
 
 def per_user_ranking(recommendations: np.ndarray, users: np.ndarray, test: Ratings, *,

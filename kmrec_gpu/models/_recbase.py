@@ -74,3 +74,26 @@ def popularity_fraction(counts: np.ndarray) -> np.ndarray:
 def top_k(scores: np.ndarray, users: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
     """Top ``k`` per row of ``scores`` (rows aligned with ``users``), training items out."""
     return top_k_items(scores, k, exclude=seen[users]).astype(np.int64)
+
+
+def rankings(score_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's items best first — score descending, then item code, as
+    :func:`top_k_items` orders them — leaving out items it never recommends (score
+    ``-inf`` or NaN); concatenated, row ``g`` at ``orders[starts[g]:starts[g + 1]]``."""
+    s = np.asarray(score_rows, dtype=np.float64)
+    items = np.arange(s.shape[1])
+    parts = [items[np.lexsort((items, -row))][: int((row > -np.inf).sum())] for row in s]
+    starts = np.zeros(len(parts) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([p.size for p in parts])
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int64)).astype(np.int64), starts
+
+
+def grouped_top_k(orders: np.ndarray, starts: np.ndarray, groups: np.ndarray,
+                  users: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
+    """Top ``k`` for users whose scores are their group's row of :func:`rankings`: the
+    same lists :func:`top_k` gives on the dense block, without building it."""
+    from kernels.cpu_rank import walk_top_k
+
+    rows = seen[users]
+    return walk_top_k(orders, starts, np.asarray(groups, np.int64), rows.indptr.astype(np.int64),
+                      rows.indices.astype(np.int64), seen.shape[1], k)

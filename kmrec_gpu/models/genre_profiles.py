@@ -51,17 +51,22 @@ def genre_profiles(r: Ratings, *, threshold: float = 4.0,
 
 def allocate_slots(profile: np.ndarray, k: int) -> np.ndarray:
     """Split ``k`` slots over genres in proportion to ``profile`` (largest remainder;
-    equal remainders go to the lower genre index, so the split is reproducible)."""
+    equal remainders go to the lower genre index, so the split is reproducible). A 2-d
+    ``profile`` is split row by row."""
     p = np.asarray(profile, dtype=np.float64)
-    if p.ndim != 1 or (p < 0).any() or p.sum() <= 0:
-        raise ValueError(f"profile must be a 1-d non-negative vector with a positive sum, "
-                         f"got {p!r}")
-    quota = k * p / p.sum()
+    rows = p if p.ndim == 2 else p[None, :]
+    if p.ndim not in (1, 2) or (p < 0).any() or (rows.sum(axis=1) <= 0).any():
+        raise ValueError(f"profile must be a 1-d non-negative vector with a positive sum "
+                         f"(or a 2-d array of them), got {p!r}")
+    quota = k * rows / rows.sum(axis=1, keepdims=True)
     slots = np.floor(quota).astype(np.int64)
     rem = quota - slots
-    order = np.lexsort((np.arange(p.size), -rem))
-    slots[order[: k - int(slots.sum())]] += 1
-    return slots
+    # the rank of each genre's remainder in its row, largest first, lower index on ties
+    rank = np.empty_like(slots)
+    np.put_along_axis(rank, np.argsort(-rem, axis=1, kind="stable"),
+                      np.arange(rows.shape[1])[None, :], axis=1)
+    slots += rank < (k - slots.sum(axis=1, keepdims=True))
+    return slots if p.ndim == 2 else slots[0]
 
 
 class GenreProfileClusters(RecommenderMixin):
@@ -114,39 +119,34 @@ class GenreProfileClusters(RecommenderMixin):
         self.cluster_scores_ = counts + frac  # -inf for movies nobody rated in training
         genres = _require_genres(train)
         self.genre_items_ = [np.flatnonzero(genres[:, g] & finite) for g in range(genres.shape[1])]
+        self.genre_rankings_ = self._rank()
         return self
 
     def recommend(self, users: np.ndarray, k: int = 10) -> np.ndarray:
+        from kernels.cpu_rank import walk_genre_slots
+
         self._check_fitted()
         k, users = check_k(k), check_users(users, self.n_users_)
-        out = np.full((users.size, k), -1, dtype=np.int64)
-        taken = np.zeros(self.n_items_, dtype=bool)
-        for j, u in enumerate(users):
-            seen = self.seen_.indices[self.seen_.indptr[u]:self.seen_.indptr[u + 1]]
-            taken[seen] = True
-            picks: list[int] = []
-            c = self.labels_[u]
-            if c >= 0:
-                sc = self.cluster_scores_[c]
-                for g, n in enumerate(allocate_slots(self.profiles_[u], k)):
-                    if n == 0:
-                        continue
-                    cand = self.genre_items_[g]
-                    cand = cand[~taken[cand]]
-                    best = cand[np.lexsort((cand, -sc[cand]))[:n]]
-                    taken[best] = True
-                    picks.extend(best.tolist())
-                picks.sort(key=lambda i: (-sc[i], i))
-            for i in self.pop_order_:  # fill: global popularity
-                if len(picks) >= k:
-                    break
-                if not taken[i]:
-                    taken[i] = True
-                    picks.append(int(i))
-            out[j, : len(picks)] = picks
-            taken[seen] = False
-            taken[picks] = False
-        return out
+        labels = self.labels_[users].astype(np.int64)
+        slots = np.zeros((users.size, len(self.genre_items_)), dtype=np.int64)
+        inside = labels >= 0
+        if inside.any():
+            slots[inside] = allocate_slots(self.profiles_[users[inside]], k)
+        orders, starts = self.genre_rankings_
+        seen = self.seen_[users]
+        return walk_genre_slots(orders, starts, len(self.genre_items_), labels, slots,
+                                self.cluster_scores_, self.pop_order_.astype(np.int64),
+                                seen.indptr.astype(np.int64), seen.indices.astype(np.int64),
+                                self.n_items_, k)
+
+    def _rank(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each (cluster, genre)'s rated movies by the cluster's score (then item code),
+        sorted once at fit; group ``cluster * n_genres + genre``."""
+        parts = [cand[np.lexsort((cand, -sc[cand]))]
+                 for sc in self.cluster_scores_ for cand in self.genre_items_]
+        starts = np.zeros(len(parts) + 1, dtype=np.int64)
+        starts[1:] = np.cumsum([p.size for p in parts])
+        return np.concatenate(parts).astype(np.int64), starts
 
 
 def movie_genre_clusters(ratings: Ratings, n_clusters: int = 6, random_state: int = 0,

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from kmrec_gpu.cluster.engines import make_kmeans
 from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
-                                       check_users, liked_mask, top_k)
+                                       check_users, grouped_top_k, liked_mask, rankings)
 from kmrec_gpu.models.popularity import GlobalPopularity
 from kmrec_gpu.ratings import Ratings
 
@@ -130,22 +130,24 @@ class LikedClusters(RecommenderMixin):
         rated = np.bincount(train.users, minlength=train.n_users) > 0
         self.n_fallback_users_ = int((rated & ~has_liked).sum())
         self.popularity_ = GlobalPopularity(threshold=self.threshold).fit(train)
+        self.rankings_ = self._rank()
         return self
 
     def recommend(self, users: np.ndarray, k: int = 10) -> np.ndarray:
         self._check_fitted()
         k, users = check_k(k), check_users(users, self.n_users_)
+        lab = self.labels_[users]
+        groups = np.where(lab >= 0, lab, self.n_clusters_)  # the last ranking: no cluster
+        return grouped_top_k(*self.rankings_, groups, users, self.seen_, k)
+
+    def _rank(self) -> tuple[np.ndarray, np.ndarray]:
+        """One ranking per cluster, and one for users in none, sorted once at fit."""
         pop = self.popularity_.scores_
         finite = np.isfinite(pop)
         # popularity squeezed into [0, 0.5): orders the padding and breaks ties within a
         # cluster's counts, never outranks a movie some member liked
         frac = np.where(finite, 0.5 * pop / (pop[finite].max() + 1.0), -np.inf)
-        lab = self.labels_[users]
-        scores = np.empty((users.size, self.n_items_))
-        inside = lab >= 0
-        counts = self.cluster_item_counts_[lab[inside]]
+        counts = self.cluster_item_counts_
         base = np.where(counts > 0, counts + frac, frac if self.pad_with_popularity
                         else -np.inf)
-        scores[inside] = base
-        scores[~inside] = frac
-        return top_k(scores, users, self.seen_, k)
+        return rankings(np.vstack([base, frac]))

@@ -6,7 +6,8 @@ import numpy as np
 
 from kmrec_gpu import seeding
 from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
-                                       check_users, item_counts, top_k)
+                                       check_users, grouped_top_k, item_counts, rankings,
+                                       top_k)
 from kmrec_gpu.ratings import Ratings
 
 
@@ -26,13 +27,14 @@ class GlobalPopularity(RecommenderMixin):
         any_counts = item_counts(train, None)
         self.scores_ = np.where(any_counts > 0, counts + 0.5 * any_counts /
                                 (any_counts.max() + 1.0), -np.inf)
+        self.rankings_ = rankings(self.scores_[None, :])
         return self
 
     def recommend(self, users: np.ndarray, k: int = 10) -> np.ndarray:
         self._check_fitted()
         k, users = check_k(k), check_users(users, self.n_users_)
-        scores = np.broadcast_to(self.scores_, (users.size, self.n_items_))
-        return top_k(scores, users, self.seen_, k)
+        return grouped_top_k(*self.rankings_, np.zeros(users.size, np.int64), users,
+                             self.seen_, k)
 
 
 class RandomRecommender(RecommenderMixin):
