@@ -141,7 +141,7 @@ def test_report_from_fake_rows(fake_results: Path):
     assert "no anchor for this dataset" in line
     # scale: the fitted slopes of the power laws, in the table and the legend's source
     for library in ("numpy", "torch"):
-        line = _table_line(md, f"kmeans-liked [{library}]")
+        line = _table_line(md, f"kmeans-liked [{library}] on {DEVICE}")
         assert f"| {TIME_EXPONENT:.2f} | {MEMORY_EXPONENT:.2f} |" in line
         assert "harness fit rows of sweep 'scale'" in line
     assert "No harness rows are stored yet" not in md
@@ -213,6 +213,25 @@ def test_report_on_the_stored_results(tmp_path: Path):
     pngs = sorted((root / "report").glob("*.png"))
     assert pngs and all(_is_png(p) for p in pngs)
     assert all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_a_slope_never_spans_two_machines(tmp_path: Path):
+    from kmrec_gpu.report.scale import harness_series
+
+    w = ResultWriter(tmp_path / "results")
+    rows = []
+    # linear on each machine; the second is 10x slower and measured the larger sizes, so
+    # one line through both would read as slope 1.5
+    for device, sizes, per in (("CPU A", (10**4, 10**5), 1e-6), ("CPU B", (10**6, 10**7), 1e-5)):
+        for n in sizes:
+            r = _fit_row(w, n, "numpy")
+            r["backend"] = dict(r["backend"], device_name=device)
+            r["wall_time"] = dict(r["wall_time"], median_s=per * n)
+            rows.append(r)
+    series, _ = harness_series(rows)
+    assert sorted(s.name for s in series) == ["kmeans-liked [numpy] on CPU A",
+                                              "kmeans-liked [numpy] on CPU B"]
+    assert all(s.time_slope == pytest.approx(1.0) for s in series)
 
 
 def test_no_slope_over_less_than_a_decade_of_sizes():

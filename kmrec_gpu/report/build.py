@@ -232,8 +232,9 @@ def _scale_section(inp: Inputs, figs: _Figures) -> str:
     if harness_fit_rows(inp.runs):
         series, what = harness_series(inp.runs)
         parts += [f"Source: {what}, `wall_time.median_s` and `peak_memory.host_delta_bytes` "
-                  "(else `host_bytes`) against `dataset.n_ratings`, one line per model config "
-                  "and backend library.",
+                  "(else `host_bytes`) against `dataset.n_ratings`, one line per model config, "
+                  "backend library and device (a slope across two machines would measure the "
+                  "machines).",
                   _scale_figure(figs, "scale_harness.png", series,
                                 "Harness: fit time and peak memory vs ratings",
                                 "peak host memory rise, bytes"),

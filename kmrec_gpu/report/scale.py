@@ -97,7 +97,7 @@ def harness_series(rows: Iterable[dict]) -> tuple[list[Series], str]:
         pm = r.get("peak_memory") or {}
         return pm.get("host_delta_bytes", pm.get("host_bytes"))
 
-    series = _series(chosen, lambda r: f"{harness(r)['model_config']} [{r['backend']['library']}]",
+    series = _series(chosen, lambda r: f"{harness(r)['model_config']} {_where(r)}",
                      _n_ratings, _median_s, mem, lambda r: "ratings")
     return series, what
 
@@ -113,8 +113,14 @@ def factor_bench_series(rows: Iterable[dict]) -> list[Series]:
 
     scaling = [r for r in rows if (r.get("extra") or {}).get("part") == "scaling"
                and r["status"] == "ok"]
-    return _series(scaling, lambda r: f"{r['model']['name']} [{r['backend']['library']}]",
+    return _series(scaling, lambda r: f"{r['model']['name']} {_where(r)}",
                    _n_ratings, _median_s, mem, lambda r: "ratings")
+
+
+def _where(r: dict) -> str:
+    """Library and device: a slope is fitted within one machine, never across two."""
+    b = r["backend"]
+    return f"[{b.get('library')}] on {b.get('device_name') or 'an unnamed device'}"
 
 
 def kmeans_bench_series(records: Iterable[dict]) -> list[Series]:
