@@ -53,6 +53,25 @@ def test_bias_baseline_matches_closed_form_when_unregularised():
     assert m.global_mean_ == pytest.approx(2.5)
 
 
+def test_bias_baseline_fit_is_the_alternating_ridge_steps_to_the_bit():
+    """The one-pass kernel against the steps written out in NumPy (the definition)."""
+    g = np.random.default_rng(4)
+    r = make_ratings(n_users=70, n_items=40, per_user=15)
+    r = r.with_ratings(r.scale.snap(g.uniform(r.scale.minimum, r.scale.maximum, len(r))))
+    reg_u, reg_i, n_iter = 15.0, 10.0, 7
+    u, i, y = r.users, r.items, r.ratings.astype(np.float64)
+    mu = y.mean()
+    n_u, n_i = np.bincount(u, minlength=r.n_users), np.bincount(i, minlength=r.n_items)
+    b_u = np.zeros(r.n_users)
+    for _ in range(n_iter):
+        b_i = np.bincount(i, y - mu - b_u[u], minlength=r.n_items) / (n_i + reg_i)
+        b_u = np.bincount(u, y - mu - b_i[i], minlength=r.n_users) / (n_u + reg_u)
+    m = BiasBaseline(reg_user=reg_u, reg_item=reg_i, n_iter=n_iter).fit(r)
+    assert m.global_mean_ == mu
+    np.testing.assert_array_equal(m.user_bias_, b_u)
+    np.testing.assert_array_equal(m.item_bias_, b_i)
+
+
 def test_bias_baseline_beats_global_mean_on_structured_data():
     g = np.random.default_rng(0)
     r = make_ratings(n_users=60, n_items=50, per_user=25)

@@ -52,16 +52,17 @@ class BiasBaseline(_Fitted):
     def fit(self, train: Ratings) -> BiasBaseline:
         if len(train) == 0:
             raise ValueError("cannot fit on an empty training set")
-        u, i = train.users, train.items
-        r = train.ratings.astype(np.float64)
-        mu = float(r.mean())
-        n_u = np.bincount(u, minlength=train.n_users)
-        n_i = np.bincount(i, minlength=train.n_items)
+        from kernels.cpu_bias import bias_half_step
+
+        u, i, r = train.users, train.items, train.ratings
+        mu = float(r.astype(np.float64).mean())  # the pairwise sum over float64, as before
+        den_u = np.bincount(u, minlength=train.n_users) + float(self.reg_user)
+        den_i = np.bincount(i, minlength=train.n_items) + float(self.reg_item)
         b_u = np.zeros(train.n_users)
         b_i = np.zeros(train.n_items)
         for _ in range(self.n_iter):
-            b_i = np.bincount(i, r - mu - b_u[u], minlength=train.n_items) / (n_i + self.reg_item)
-            b_u = np.bincount(u, r - mu - b_i[i], minlength=train.n_users) / (n_u + self.reg_user)
+            b_i = bias_half_step(i, u, r, mu, b_u, train.n_items, den_i)
+            b_u = bias_half_step(u, i, r, mu, b_i, train.n_users, den_u)
         self.global_mean_, self.user_bias_, self.item_bias_ = mu, b_u, b_i
         self.scale_ = train.scale
         self.n_iter_ = self.n_iter
