@@ -24,13 +24,17 @@ def library_versions() -> dict[str, str]:
 
 
 @functools.cache
-def git_revision() -> str:
-    """HEAD's commit, with ``-dirty`` when tracked files differ from it."""
-    root = Path(__file__).resolve().parent.parent
+def git_revision(root: Path | None = None) -> str:
+    """HEAD's commit, with ``-dirty`` when tracked files other than stored results differ
+    from it: rows appended to a committed ``results/`` file are data, not code, and must
+    not make the next run's rows unattributable. Taken once per process (the code it
+    names is the code the process loaded)."""
+    root = root or Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)results"],
                                cwd=root, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -146,3 +146,25 @@ def test_a_claims_path_that_is_a_folder_is_a_clear_error(tmp_path):
     (tmp_path / "claims.json").mkdir()
     with pytest.raises(SchemaError, match="directory"):
         load_claims(tmp_path / "claims.json")
+
+
+def test_appended_results_do_not_make_the_revision_dirty(tmp_path):
+    import subprocess
+
+    from kmrec_gpu.environment import git_revision
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "runs" / "a.jsonl").write_text("{}\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    rev = git_revision.__wrapped__(tmp_path)
+    assert len(rev) == 40
+    (tmp_path / "results" / "runs" / "a.jsonl").write_text("{}\n{}\n")  # a row appended
+    assert git_revision.__wrapped__(tmp_path) == rev
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_revision.__wrapped__(tmp_path) == rev + "-dirty"
