@@ -12,12 +12,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU wheel first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	# the peers extra too: the main job compares each model with Surprise's on one split
+	$(BIN)/pip install -q -e '.[test,peers]'
 	touch $@
 
 setup: $(BIN)/.installed
 
-# the main job: a small real benchmark grid (3 models and 2 peers on ml-latest-small)
+# the main job: a small real benchmark grid (3 models and their 3 peers on ml-latest-small)
 run: setup
 	$(BIN)/kmrec-bench -m dataset=ml-latest-small model=bias_baseline,svd,kmeans_liked \
 		with_peers=true threads=1

@@ -39,12 +39,6 @@ def text(h: Harness) -> str:
     return h.console.file.getvalue()
 
 
-@pytest.fixture
-def clean_revision(monkeypatch):
-    monkeypatch.setattr("kmrec_gpu.results.git_revision", lambda: "a" * 40)
-    monkeypatch.setattr(runner, "git_revision", lambda: "a" * 40)
-
-
 def test_a_cell_writes_one_row_per_phase(tmp_path):
     h = harness(tmp_path)
     res = h.run(CellSpec.from_config(cfg_for(tmp_path, "model=svd")))

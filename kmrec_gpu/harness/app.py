@@ -96,17 +96,17 @@ def run(cfg: DictConfig, command: str | None = None) -> list[CellResult]:
         results = run_grid(h, grid_configs(cfg), f"sweep {cfg.sweep.name}")
     else:
         results = cell_with_peers(h, cfg)
-    report_end(h, results)
     return results
 
 
-def report_end(h: Harness, results: list[CellResult]) -> None:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    where = h.results_file or "(no new rows)"
-    print(f"kmrec-bench: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}; "
-          f"results appended to {where}")
+def report_end(quiet: bool = False) -> None:
+    """After every job of the process: the table of what ran (unless ``quiet``), and where
+    the rows went — once per run, not once per ``-m`` job."""
+    from kmrec_gpu.harness.summary import print_summary
+
+    for h in _HARNESS.values():
+        print_summary([] if quiet else h.results, where=str(h.results_file or "(no new rows)"),
+                      results_dir=str(h.results_dir), counts_from=h.results)
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
@@ -168,6 +168,15 @@ def compose_each_job_once() -> Iterator[dict]:
         ConfigLoaderImpl.load_sweep_config = original
 
 
+QUIET_FLAGS = ("--quiet", "-q")
+
+
 def main() -> Any:
-    with compose_each_job_once():
-        return _main()
+    """``kmrec-bench``; ``--quiet`` (for scripts) leaves out the closing table."""
+    quiet = any(a in QUIET_FLAGS for a in sys.argv[1:])
+    sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a not in QUIET_FLAGS)]
+    try:
+        with compose_each_job_once():
+            return _main()
+    finally:
+        report_end(quiet)

@@ -57,8 +57,13 @@ def score(task: str, out: np.ndarray, split: TTSplit, *, seed: int, name: str,
                                             threshold=threshold)
         m = ranking_summary(per_user, scored, out, users, k=k,
                             catalog_size=split.train.n_rated_items)
-        keep = scored.size <= user_stats.MAX_USERS
-        return m, user_stats.ranking_stats(per_user, scored, k, ids) if keep else None
+        stats = user_stats.ranking_stats(per_user, scored, k, ids)
+        if n_boot and scored.size > 1:
+            # resampling users, as for RMSE below
+            ci = user_stats.user_bootstrap([stats], f"ndcg@{k}", n_resamples=n_boot,
+                                           seed=seeding.int_seed(seed, "bootstrap", name))
+            m.update({f"ndcg@{k}_ci_low": ci.ci_low, f"ndcg@{k}_ci_high": ci.ci_high})
+        return m, stats if scored.size <= user_stats.MAX_USERS else None
     y = split.test.ratings.astype(np.float64)
     m = rating_metrics(y, out, scale=split.test.scale)
     stats = user_stats.rating_stats(split.test.users, y, out, ids)

@@ -114,7 +114,7 @@ class Harness:
         self._writer: ResultWriter | None = None
         self._data: tuple[tuple, Ratings, dict] | None = None
         self._splits: dict[tuple, tuple[TTSplit, dict]] = {}
-        self._done: set[tuple[str, str]] | None = None
+        self._done: dict[tuple[str, str], list[dict]] | None = None
         self.results: list[CellResult] = []
 
     # -- results ---------------------------------------------------------------------------
@@ -129,20 +129,26 @@ class Harness:
     def results_file(self) -> Path | None:
         return self._writer.path if self._writer else None
 
-    def _finished(self) -> set[tuple[str, str]]:
-        """(cell key, revision) of every completed cell in the results folder."""
+    def _finished(self) -> dict[tuple[str, str], list[dict]]:
+        """(cell key, revision) of every completed cell in the results folder, with the rows
+        of the run that completed it last (its figures, for the end-of-run table)."""
         if self._done is None:
             runs = self.results_dir / "runs"
             # other runs' files: a bad line there is reported and skipped, so it can neither
             # fail this cell nor stop the run
             rows = read_rows(runs, on_error="warn") if runs.is_dir() else []
-            self._done = set()
+            by_run: dict[tuple[str, str, str], list[dict]] = {}
+            last: dict[tuple[str, str], str] = {}
             for r in rows:
                 h = (r.get("extra") or {}).get("harness")
-                if (isinstance(h, dict) and isinstance(h.get("cell_key"), str)
-                        and h.get("role") != "comparison" and r["phase"] == "evaluate"
-                        and r["status"] == "ok"):
-                    self._done.add((h["cell_key"], r["git_revision"]))
+                if not (isinstance(h, dict) and isinstance(h.get("cell_key"), str)
+                        and h.get("role") != "comparison"):
+                    continue
+                key = (h["cell_key"], r["git_revision"])
+                by_run.setdefault((*key, r["run_id"]), []).append(r)
+                if r["phase"] == "evaluate" and r["status"] == "ok":
+                    last[key] = r["run_id"]
+            self._done = {key: by_run[(*key, run)] for key, run in last.items()}
         return self._done
 
     def already_done(self, spec: CellSpec) -> bool:
@@ -249,7 +255,7 @@ class Harness:
         if self.already_done(spec):
             self.console.print(f"[dim]done[/] {escape(spec.label)}: a result for this configuration "
                                f"and revision exists (force=true runs it again)")
-            return CellResult(spec, "done", backend=be)
+            return stored_result(spec, self._finished()[(spec.key, git_revision())], be)
         try:
             r, desc = self.dataset(spec, be)
         except (DatasetNotFound, KmrecError, OSError) as e:
@@ -327,7 +333,7 @@ class Harness:
             metrics["inertia"] = arts["inertia"]
         rows.append(self.write_row(spec, be, "evaluate", **common, metrics=metrics,
                                    extra=extra))
-        self._finished().add((spec.key, rows[-1]["git_revision"]))
+        self._finished()[(spec.key, rows[-1]["git_revision"])] = rows
         self.console.print(f"[green]ok[/] {escape(spec.label)}: "
                            + escape(summary_line(task, metrics, t_fit)))
         return CellResult(spec, "ok", rows=rows, metrics=metrics, timings=timings,
@@ -346,10 +352,24 @@ class Harness:
             yield
 
 
+def stored_result(spec: CellSpec, rows: list[dict], be: dict) -> CellResult:
+    """A cell already run at this revision, with the figures its stored rows hold."""
+    metrics: dict[str, float] = {}
+    timings: dict[str, Timing] = {}
+    for r in rows:
+        w = r.get("wall_time") or {}
+        if r["phase"] == "evaluate":
+            metrics = dict(r.get("metrics") or {})
+        elif r["phase"] in ("fit", "end-to-end", "predict", "recommend") and w.get("times_s"):
+            timings["fit" if r["phase"] in ("fit", "end-to-end") else "predict"] = Timing(
+                tuple(w["times_s"]), int(w.get("warmup", 0)))
+    return CellResult(spec, "done", rows=rows, metrics=metrics, timings=timings, backend=be)
+
+
 def summary_line(task: str, metrics: dict, t_fit: Timing) -> str:
     head = (f"RMSE {metrics['rmse']:.4f}" if "rmse" in metrics else
-            ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("ndcg@")
-                      or k.startswith("precision@"))
+            ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                      if k.startswith(("ndcg@", "precision@")) and "_ci_" not in k)
             or ", ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:4]))
     return f"{head}; fit median {t_fit.median_s:.3g} s ({len(t_fit.times_s)} timed)"
 
