@@ -35,8 +35,21 @@ def _datasets_list(args) -> int:
 def _datasets_info(args) -> int:
     from kmrec_gpu.data import load
 
-    r = load(args.name, args.path, seed=args.seed, verify=not args.no_verify,
-             download=not args.no_download, progress=sys.stderr.isatty())
+    if args.name is None and args.path is None:
+        raise SystemExit("kmrec datasets info: give a dataset name, or --path FILE for a "
+                         "ratings file of your own")
+    if args.name is None:  # a ratings file of the user's own, read as dataset=csv reads it
+        from kmrec_gpu.data.user_file import load_user_csv
+
+        names = args.columns.split(",")
+        r = load_user_csv({"name": "csv", "path": args.path, "sep": args.sep,
+                           "header": not args.no_header, "encoding": args.encoding,
+                           "columns": dict(zip(("user", "item", "rating", "timestamp"), names)),
+                           "scale": ([float(v) for v in args.scale.split(",")]
+                                     if args.scale else None)})
+    else:
+        r = load(args.name, args.path, seed=args.seed, verify=not args.no_verify,
+                 download=not args.no_download, progress=sys.stderr.isatty())
     info = r.summary()
     if args.json:
         _print_json(info)
@@ -151,8 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
          "file and line are listed with the checks)"),
     ):
         sp = dsub.add_parser(name, help=hlp, description=hlp[0].upper() + hlp[1:] + ".")
-        sp.add_argument("name", help="dataset name (see `kmrec datasets list`)")
-        sp.add_argument("--path", help="the official zip or its extracted folder")
+        if name == "info":
+            sp.add_argument("name", nargs="?", help="dataset name (see `kmrec datasets "
+                            "list`); leave it out to read --path FILE as your own ratings "
+                            "file (as kmrec-bench dataset=csv dataset.path=FILE does)")
+            sp.add_argument("--path", help="the official zip or its extracted folder; "
+                            "without a name, your own ratings file")
+            sp.add_argument("--columns", default="user,item,rating",
+                            help="your file's user, item, rating[, timestamp] column names "
+                            "(default user,item,rating)")
+            sp.add_argument("--sep", default=",", help="your file's separator (default ,)")
+            sp.add_argument("--no-header", action="store_true",
+                            help="your file has no header: columns by position")
+            sp.add_argument("--scale", help="MIN,MAX,STEP of your ratings (default: inferred "
+                            "from the values, and printed)")
+            sp.add_argument("--encoding", default="utf-8", help="your file's encoding")
+        else:
+            sp.add_argument("name", help="dataset name (see `kmrec datasets list`)")
+            sp.add_argument("--path", help="the official zip or its extracted folder")
         sp.add_argument("--json", action="store_true", help="print JSON")
         sp.add_argument("--no-download", action="store_true",
                         help="never download; fail if no local copy is found")

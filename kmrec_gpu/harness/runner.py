@@ -415,7 +415,12 @@ def load_dataset(d: dict, seed: int, *, progress: bool = False) -> Ratings:
     tag-adjusted rating)."""
     from kmrec_gpu.data import load
 
-    r = load(d.get("registry") or d["name"], d.get("path"), seed=seed, progress=progress)
+    if d.get("kind") == "csv":
+        from kmrec_gpu.data.user_file import load_user_csv
+
+        r = load_user_csv(d)
+    else:
+        r = load(d.get("registry") or d["name"], d.get("path"), seed=seed, progress=progress)
     target = d.get("target")
     if target in (None, "rating"):
         return r

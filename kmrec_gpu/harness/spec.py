@@ -91,7 +91,7 @@ class CellSpec:
                    kernels=str((c.get("kernels") or {}).get("mode", "auto")))
 
     def canonical(self) -> dict[str, Any]:
-        out = {"dataset": {"name": self.dataset["name"], "path": self.dataset.get("path")},
+        out = {"dataset": self._dataset_identity(),
                "split": self.split, "seed": self.seed,
                "model": {"name": self.model["name"], "estimator": self.model["estimator"]},
                "backend": {"name": self.backend["name"], "library": self.backend["library"]},
@@ -99,6 +99,16 @@ class CellSpec:
         if self.kernels != "auto":  # so the keys of cells run before the switch still match
             out["kernels"] = self.kernels
         return out
+
+    def _dataset_identity(self) -> dict[str, Any]:
+        d = self.dataset
+        if d.get("kind") != "csv":
+            return {"name": d["name"], "path": d.get("path")}
+        from kmrec_gpu.data.user_file import file_sha256, options
+
+        # a user's file: how it is read, and its content (an edited file is a new cell)
+        return {**{k: v for k, v in d.items() if k != "path"}, **options(d),
+                "sha256": file_sha256(d["path"])}
 
     @property
     def key(self) -> str:

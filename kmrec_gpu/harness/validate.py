@@ -75,7 +75,24 @@ def problems(cfg: Any) -> list[str]:
         if f is not None and not (_int(f) and _int(n) and 0 <= f < n):
             out.append(f"split.params.fold={f!r}: expected an integer in [0, n_folds)")
     out += _results_problems(c.get("results"))
+    out += _dataset_problems(c.get("dataset") or {})
     return out
+
+
+def _dataset_problems(d: dict) -> list[str]:
+    """A user's own ratings file (``dataset=csv``): its options, and that the file exists."""
+    if d.get("kind") != "csv":
+        return []
+    from kmrec_gpu.data.user_file import options
+    from kmrec_gpu.errors import InvalidArgument
+
+    try:
+        path = options(d)["path"]
+    except InvalidArgument as e:
+        return [str(e)]
+    if not Path(path).is_file():
+        return [f"dataset.path={path}: no such file; expected the ratings file"]
+    return []
 
 
 def _results_problems(results: Any) -> list[str]:
