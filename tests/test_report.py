@@ -131,8 +131,9 @@ def test_report_from_fake_rows(fake_results: Path):
     assert "`kmrec report`" in md and "from stored rows only" in md
     assert f"`results/runs/{next((fake_results / 'runs').glob('*.jsonl')).name}`" in md
     # claims: verdicts and the held-out interval
-    assert "**reproduced**" in _table_line(md, "t-1-rmse")
-    line = _table_line(md, "t-2-accuracy")
+    claims = md.split("## Claims", 1)[1]  # the summary above names each claim too
+    assert "**reproduced**" in _table_line(claims, "t-1-rmse")
+    line = _table_line(claims, "t-2-accuracy")
     assert "**not reproduced**" in line
     assert "0.9200 [0.9000, 0.9400] (mf, toy/holdout, seeds 0,1,2)" in line
     # accuracy: rows without per-user statistics show the mean of three seeds, counted
@@ -232,6 +233,45 @@ def test_a_slope_never_spans_two_machines(tmp_path: Path):
     assert sorted(s.name for s in series) == ["kmeans-liked [numpy] on CPU A",
                                               "kmeans-liked [numpy] on CPU B"]
     assert all(s.time_slope == pytest.approx(1.0) for s in series)
+
+
+def test_the_report_opens_with_its_summary_and_ends_with_the_files(fake_results: Path):
+    md = build_report(fake_results).read_text(encoding="utf-8")
+    heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert heads[0] == "## Summary" and heads[1] == "## Claims" and heads[-1] == "## Files read"
+    summary = md.split("## Summary", 1)[1].split("## Claims", 1)[0]
+    assert ("| t-2-accuracy | 0.9900 ± 0.0100 | 0.9200 [0.9000, 0.9400] | **not reproduced** |"
+            in summary)
+    line = _table_line(summary, "mf (numpy)")
+    assert "| 0.9200 |" in line  # the pooled held-out figure the accuracy table shows
+    # the two libraries were timed on one device at one revision: ranked, fastest first
+    line = _table_line(summary, "kmeans-liked", "synthetic-10000")
+    assert f"numpy on {DEVICE}" in line and "| numpy, torch |" in line
+    run_file = next((fake_results / "runs").glob("*.jsonl")).name
+    assert run_file not in md.split("## Summary", 1)[0]  # the list moved to the end
+    assert run_file in md.split("## Files read", 1)[1]
+
+
+def test_backends_are_ranked_only_on_one_machine_at_one_revision(tmp_path: Path):
+    from kmrec_gpu.report.summary import fastest_backend
+
+    w = ResultWriter(tmp_path / "results")
+    rows = []
+    for device, library, t, rev in (("CPU A", "numpy", 1.0, "r1"), ("CPU B", "torch", 0.5, "r1"),
+                                    ("CPU A", "torch", 2.0, "r2")):
+        r = _fit_row(w, 1000, library)
+        r["backend"] = dict(r["backend"], device_name=device)
+        r["wall_time"] = dict(r["wall_time"], median_s=t)
+        r["git_revision"] = rev
+        rows.append(r)
+    assert "nothing to rank" in fastest_backend(rows)
+    r = _fit_row(w, 1000, "numpy")
+    r["backend"] = dict(r["backend"], device_name="CPU A")
+    r["wall_time"] = dict(r["wall_time"], median_s=1.0)
+    r["git_revision"] = "r2"
+    table = fastest_backend([*rows, r])
+    line = _table_line(table, "kmeans-liked")
+    assert "| numpy on CPU A | 1 | 2.00× | numpy, torch | `r2` |" in line
 
 
 def test_no_slope_over_less_than_a_decade_of_sizes():

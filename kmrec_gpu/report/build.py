@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kmrec_gpu.errors import KmrecError, MalformedInput
-from kmrec_gpu.report import accuracy, coverage, elbow, fmt, tables
+from kmrec_gpu.report import accuracy, coverage, elbow, fmt, summary, tables
 from kmrec_gpu.report.labels import label, plain
 from kmrec_gpu.report.load import Inputs, load_inputs, stamp, when
 from kmrec_gpu.report.plots import Line, Panel, draw
@@ -158,7 +158,6 @@ def _header(inp: Inputs, figs: _Figures) -> str:
     every = inp.runs + inp.factor + inp.kmeans
     dated = [r for r in every if stamp(r)]
     newest = stamp(max(dated, key=when)) if dated else "no dated rows"
-    files = "\n".join(f"- `{f}`" for f in inp.files) or "- (none)"
     folder = Path(os.path.relpath(figs.folder, figs.md_dir)).as_posix()
     return (
         f"{HEADER}: nothing was re-run. "
@@ -170,8 +169,9 @@ def _header(inp: Inputs, figs: _Figures) -> str:
         f"{accuracy.n_older_configurations(inp.runs)} rows of a model name's earlier "
         "configuration (one name, one configuration: the parameters its model option in "
         "`bench/conf/model/` sets now). "
-        f"Newest row: {newest}. Figures are in `{folder}/`.\n\n"
-        f"Files read:\n\n{files}\n\n{_bad_lines(inp)}"
+        f"Newest row: {newest}. Figures are in `{folder}/`; the files read are listed "
+        "[at the end](#files-read).\n\n"
+        f"{_bad_lines(inp)}"
         "Every table and figure ends with the label of the rows it is drawn from: device "
         "(`backend.device_name`), data (first 12 hex digits of the dataset's sha256, or the "
         "generator seed of synthetic data), seeds, and code revision (`git_revision`, "
@@ -315,6 +315,7 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
     every = inp.runs + inp.factor + inp.kmeans
     sections = [
         _header(inp, figs),
+        "## Summary\n\n" + summary.section(inp.claims, inp.runs),
         "## Claims\n\n" + tables.claims_section(inp.claims, inp.runs),
         "## Held-out accuracy\n\n"
         "Rows with phase evaluate, predict or end-to-end, status ok, that carry metrics. "
@@ -333,6 +334,7 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
         "## Elbow curves\n\n" + _elbow_section(inp, figs, root),
         "## Coverage\n\nWhich model families of the project's issues have stored results.\n\n"
         + coverage.section(every),
+        "## Files read\n\n" + ("\n".join(f"- `{f}`" for f in inp.files) or "- (none)"),
     ]
     if not force:
         entry = manifest.reports.get(out.name)
