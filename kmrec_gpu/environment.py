@@ -30,6 +30,10 @@ def git_revision(root: Path | None = None) -> str:
     not make the next run's rows unattributable. Taken once per process (the code it
     names is the code the process loaded)."""
     root = root or Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        # an installed package: a repository around site-packages (a virtual environment
+        # inside a checkout) is not the code that runs
+        return "unknown"
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()

@@ -18,7 +18,9 @@ KEYS = ("id", "source", "statement", "metric", "unit", "claimed", "claimed_all",
         "protocol", "bootstrap", "evidence")
 FIGURE_KEYS = ("metric", "value", "ci_low", "ci_high", "model", "dataset", "note")
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "results" / "claims.json"
+# relative to where the command runs, as every results folder is: an installed package
+# never writes beside its own files
+DEFAULT_PATH = Path("results") / "claims.json"
 
 
 def _is_num(x: Any) -> bool:

@@ -26,12 +26,16 @@ class ConfigError(KmrecError, ValueError):
 
 
 def conf_dir() -> Path:
-    """``bench/conf`` of this checkout, or ``KMREC_BENCH_CONF``."""
+    """``KMREC_BENCH_CONF``; else the configuration an installed wheel carries
+    (``kmrec_gpu/bench_conf``); else ``bench/conf`` of this checkout."""
     env = os.environ.get("KMREC_BENCH_CONF")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "bench" / "conf"
+    packaged = Path(__file__).resolve().parents[1] / "bench_conf"
+    path = (Path(env) if env else packaged if packaged.is_dir()
+            else Path(__file__).resolve().parents[2] / "bench" / "conf")
     if not (path / "config.yaml").is_file():
-        raise ConfigError(f"no config.yaml in {path}: kmrec-bench needs the repository's "
-                          "bench/conf (an editable install) or KMREC_BENCH_CONF")
+        raise ConfigError(f"no config.yaml in {path}: kmrec-bench needs the configuration "
+                          "an installed kmrec-gpu carries, the repository's bench/conf, or "
+                          "KMREC_BENCH_CONF")
     return path
 
 
