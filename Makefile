@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test check report claims micro bench peers kernels-bench clean
+.PHONY: setup run test check report report-html claims micro bench peers kernels-bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -55,3 +55,11 @@ kernels-bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# the results page (self-contained HTML) and its screenshot, as built on this machine
+# (Debian's chromium: apt-get install chromium)
+report-html: setup
+	$(BIN)/kmrec report --html
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,2400 \
+		--virtual-time-budget=8000 --screenshot=$(abspath results/report.png) \
+		file://$(abspath results/report.html)

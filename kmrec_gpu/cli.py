@@ -134,6 +134,12 @@ def _claims(args) -> int:
 def _report(args) -> int:
     from kmrec_gpu.report import build_report
 
+    if args.html:
+        from kmrec_gpu.report.html import build_html
+
+        page = build_html(args.results, args.out, force=args.force)
+        print(f"page written to {page}")
+        return 0
     path = build_report(args.results, args.out, force=args.force)
     print(f"report written to {path}")
     return 0
@@ -276,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None,
                      help="report path (default RESULTS/REPORT.md); its figures go to a "
                      "report/ folder beside it")
+    rep.add_argument("--html", action="store_true",
+                     help="write one self-contained page instead (default RESULTS/report.html;"
+                     " --out sets it): every row in a filterable table, RMSE against fit time"
+                     " per dataset with the published anchors, scale plots, CPU vs GPU, the "
+                     "claims; it opens without a network")
     rep.add_argument("--force", action="store_true",
                      help="overwrite the report and figure files even where they are not "
                      "provably the report's own (a user's file, or one changed since); "
