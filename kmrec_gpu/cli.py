@@ -296,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from kmrec_gpu.log import for_cli
+
     args = build_parser().parse_args(argv)
+    for_cli()
     try:
         return args.fn(args)
     except KmrecError as e:

@@ -12,7 +12,6 @@ import datetime as _dt
 import json
 import math
 import os
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +21,9 @@ from typing import Any
 
 from kmrec_gpu.environment import git_revision, library_versions
 from kmrec_gpu.errors import SchemaError
+from kmrec_gpu.log import get as _get_logger
+
+_LOG = _get_logger(__name__)
 
 SCHEMA_VERSION = 1
 PHASES = ("load", "split", "fit", "predict", "recommend", "evaluate", "end-to-end")
@@ -248,9 +250,9 @@ def warn_bad_lines(bad: Iterable[BadLine]) -> None:
             continue
         _WARNED.add(key)
         what = "line" if b.line is not None else "file"
-        print(f"kmrec: warning: {b.where}: skipped a malformed result {what} ({b.error}); "
-              f"repair or delete the {what}, or move the file out of {Path(b.file).parent}",
-              file=sys.stderr)
+        _LOG.warning(f"kmrec: warning: {b.where}: skipped a malformed result {what} "
+                     f"({b.error}); repair or delete the {what}, or move the file out of "
+                     f"{Path(b.file).parent}")
 
 
 def scan_lines(path: str | Path, parse: Callable[[Any], Any]

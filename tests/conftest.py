@@ -78,3 +78,12 @@ def clean_revision(monkeypatch):
 
     monkeypatch.setattr("kmrec_gpu.results.git_revision", lambda: "a" * 40)
     monkeypatch.setattr(runner, "git_revision", lambda: "a" * 40)
+
+
+@pytest.fixture(autouse=True)
+def _library_messages_on_stderr():
+    """The library's log messages on stderr, as the command lines show them, so that tests
+    read them from captured stderr (pytest's own log capture would otherwise hold them)."""
+    from kmrec_gpu.log import for_cli
+
+    for_cli()

@@ -238,6 +238,8 @@ def lloyd(data: KMeansData, centers: Any, *, max_iter: int, tol: float,
         shift = float(xp.sum((new - centers) ** 2))
         centers = new
         if verbose:
+            # verbose=True is the caller asking for this on stdout, as scikit-learn's
+            # verbose estimators print it: not a library message
             print(f"kmeans: iteration {it + 1}, {n_changed} labels changed, "
                   f"centre shift {shift:.6g}")
         if it > 0 and n_changed == 0:

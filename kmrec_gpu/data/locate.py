@@ -20,6 +20,9 @@ from pathlib import Path
 
 from kmrec_gpu.data.registry import GROUPLENS_URL, DatasetSpec
 from kmrec_gpu.errors import ChecksumMismatch, CorruptArchive, DataError, DatasetNotFound
+from kmrec_gpu.log import get as _get_logger
+
+_LOG = _get_logger(__name__)
 
 _CHUNK = 1 << 20
 
@@ -305,7 +308,7 @@ class _progress:
             self._bar.start()
             task = self._bar.add_task(f"downloading {self.label}", total=self.total)
             return lambda n: self._bar.advance(task, n)
-        print(f"downloading {self.label} ...", file=sys.stderr)
+        _LOG.info(f"downloading {self.label} ...")
         return lambda n: None
 
     def __exit__(self, *exc) -> None:

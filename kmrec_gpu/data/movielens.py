@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,9 @@ from kmrec_gpu.data.parse import Table, check_separator, read_table, row_line, r
 from kmrec_gpu.data.registry import ML100K_GENRES, DatasetSpec
 from kmrec_gpu.errors import ChecksumMismatch, DataError, MalformedInput
 from kmrec_gpu.ratings import RatingScale, Ratings, Source, Tags, from_arrays
+from kmrec_gpu.log import get as _get_logger
+
+_LOG = _get_logger(__name__)
 
 
 def load_movielens(
@@ -271,9 +273,10 @@ def load_csv(
     values = df["rating"].to_numpy(np.float64)
     if scale is None:
         scale = _infer_scale(values, table, str(p), data)
-        print(f"{p}: no rating scale given; inferred {_describe(scale, values)} from the "
-              "values. Pass scale=RatingScale(min, max, step) to have values outside the "
-              "scale you expect reported", file=sys.stderr)
+        _LOG.warning(f"{p}: no rating scale given; inferred {_describe(scale, values)} from "
+                     "the values. Pass scale=RatingScale(min, max, step) (dataset.scale="
+                     "[min, max, step] in kmrec-bench) to have values outside the scale you "
+                     "expect reported")
     check_ratings(df, scale, table, str(p), data)
     sha = hashlib.sha256(data).hexdigest()
     r = from_arrays(

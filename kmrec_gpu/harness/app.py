@@ -173,6 +173,9 @@ QUIET_FLAGS = ("--quiet", "-q")
 
 def main() -> Any:
     """``kmrec-bench``; ``--quiet`` (for scripts) leaves out the closing table."""
+    from kmrec_gpu.log import for_cli
+
+    for_cli()
     quiet = any(a in QUIET_FLAGS for a in sys.argv[1:])
     sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a not in QUIET_FLAGS)]
     try:

@@ -42,6 +42,9 @@ import scipy.sparse as sp
 from kmrec_gpu.models.liked_clusters import fix_small_clusters, liked_matrix
 from kmrec_gpu.probes import Probe
 from kmrec_gpu.ratings import Ratings
+from kmrec_gpu.log import get as _get_logger
+
+_LOG = _get_logger(__name__)
 
 # What the article reports (compared against, never used to compute)
 ARTICLE_USERS = (45, 21, 8, 15, 11)
@@ -65,7 +68,7 @@ IMPORT_CHECK = ("import json, importlib.metadata as m, sklearn.cluster; print(js
 
 
 def say(msg: str) -> None:
-    print(f"[probe 002] {msg}", file=sys.stderr, flush=True)
+    _LOG.info(f"[probe 002] {msg}")
 
 
 # -- the article's procedure --------------------------------------------------------------

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +26,9 @@ from kmrec_gpu.report.plots import Line, Panel, draw
 from kmrec_gpu.report.scale import (Series, factor_bench_series, harness_fit_rows,
                                     harness_series, kmeans_bench_series, slope_rows)
 from kmrec_gpu.results import write_atomic
+from kmrec_gpu.log import get as _get_logger
+
+_LOG = _get_logger(__name__)
 
 FIGURES = "report"  # folder beside REPORT.md for its PNGs
 MANIFEST = ".kmrec-report-manifest.json"  # in FIGURES: what each report wrote, by sha256
@@ -139,15 +141,15 @@ class _Figures:
             else:
                 kept.append(name)
         if kept:
-            print(f"kmrec report: kept {', '.join(kept)} in {self.folder}: no longer drawn, but "
-                  "changed since the report wrote it", file=sys.stderr)
+            _LOG.warning(f"kmrec report: kept {', '.join(kept)} in {self.folder}: no longer "
+                         "drawn, but changed since the report wrote it")
         listed = {n for e in manifest.reports.values() for n in e["figures"]} | set(written)
         unknown = [p.name for p in sorted(self.folder.glob("*.png"))
                    if p.name not in listed and _FIGURE_NAME.fullmatch(p.name)]
         if unknown:  # e.g. figures of a report older than the manifest: no proof, no delete
-            print(f"kmrec report: left {', '.join(unknown)} in {self.folder}: named like the "
-                  f"report's figures but not in its {MANIFEST}, so perhaps not its own; "
-                  "delete them by hand if they are stale", file=sys.stderr)
+            _LOG.warning(f"kmrec report: left {', '.join(unknown)} in {self.folder}: named "
+                         f"like the report's figures but not in its {MANIFEST}, so perhaps "
+                         "not its own; delete them by hand if they are stale")
 
 
 def _slug(*parts: str) -> str:
