@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,42 @@ def test_datasets_info_reads_a_file_of_ones_own(tmp_path):
     assert '"n_ratings": 3000' in p.stdout
     assert hashlib.sha256(f.read_bytes()).hexdigest() in p.stdout
     assert "inferred 0.5 to 5 in steps of 0.5" in p.stderr
+
+
+def _parquet(path: Path, **cols) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def test_a_parquet_file_runs_through_the_same_cell(tmp_path):
+    r = load("synthetic-small")
+    f = _parquet(tmp_path / "mine.parquet", uid=r.user_ids[r.users].astype("int64"),
+                 mid=r.item_ids[r.items].astype("int64"), stars=r.ratings.astype("float64"))
+    h = harness(tmp_path)
+    res = h.run(CellSpec.from_config(cfg_for(tmp_path, *CSV_ARGS, f"dataset.path={f}",
+                                             "model=bias_baseline")))
+    assert res.status == "ok", res.reason
+    ev = res.rows[-1]
+    assert ev["dataset"]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert ev["dataset"]["n_ratings"] == 3000
+
+
+@pytest.mark.parametrize("cols, msg", [
+    ({"user": [1, 1], "item": [1, 1], "rating": [4.0, 3.0]},
+     "rows 0 and 1: user 1 rated item 1 twice"),
+    ({"user": [1, 2], "item": [1, 1], "rating": [4.0, None]}, "row 1: rating is missing"),
+    ({"user": ["a", "b"], "item": [1, 1], "rating": [4.0, 3.0]}, "column user holds object"),
+    ({"user": [1, 2], "item": [1, 1], "rating": [4.0, 3.3]}, "row 1: rating 3.3"),
+    ({"uid": [1, 2], "item": [1, 1], "rating": [4.0, 3.0]}, "lack ['user']"),
+])
+def test_a_bad_parquet_file_is_named_with_the_row(tmp_path, cols, msg):
+    from kmrec_gpu.data.user_file import load_parquet
+    from kmrec_gpu.errors import MalformedInput
+    from kmrec_gpu.ratings import RatingScale
+
+    f = _parquet(tmp_path / "bad.parquet", **cols)
+    with pytest.raises(MalformedInput, match=re.escape(msg)):
+        load_parquet(f, scale=RatingScale(0.5, 5.0, 0.5))
