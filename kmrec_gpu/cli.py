@@ -145,10 +145,23 @@ def _report(args) -> int:
     return 0
 
 
+# the same layout as kmrec-bench --help's examples (bench/conf/config.yaml, hydra.help)
+EXAMPLES = """examples:
+  kmrec datasets list                                               every dataset name
+  kmrec datasets info ml-100k | --path my.csv                       counts, scale, sha256
+  kmrec check [--only 'svd@*'] [--update]                           accuracy regression check
+  kmrec claims run [--only 001]                                     the claims' cells
+  kmrec report [--html]                                             REPORT.md, or the page
+(benchmark cells, grids and sweeps: kmrec-bench --help)"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmrec",
-        description="kmrec_gpu: benchmark harness for K-means-based movie recommenders.",
+        description="kmrec: datasets, the accuracy check, the published claims and the "
+        "report of kmrec_gpu, a benchmark harness for K-means-based movie recommenders. "
+        "The benchmark cells themselves run through kmrec-bench (kmrec-bench --help).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True)
 

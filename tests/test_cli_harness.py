@@ -50,3 +50,21 @@ def test_kmrec_bench_help_lists_every_group_option():
     for group in ("dataset", "model", "backend", "split", "sweep"):
         line = next(ln for ln in p.stdout.splitlines() if ln.startswith(f"{group}: "))
         assert line.split(": ", 1)[1].split(", ") == options(group)
+
+
+def test_kmrec_help_examples_parse_and_the_two_helps_point_to_each_other():
+    import shlex
+
+    from kmrec_gpu.cli import EXAMPLES, build_parser
+
+    parser = build_parser()
+    lines = [ln.strip() for ln in EXAMPLES.splitlines() if ln.strip().startswith("kmrec ")]
+    assert len(lines) >= 5
+    for ln in lines:
+        command = ln.split("  ")[0].split(" | ")[0].replace("[", "").replace("]", "")
+        parser.parse_args(shlex.split(command)[1:])  # every flag shown exists
+    assert "kmrec-bench --help" in parser.format_help()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-c", "from kmrec_gpu.harness.app import main; main()",
+                        "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert "kmrec --help" in p.stdout
