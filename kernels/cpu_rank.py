@@ -16,6 +16,13 @@ import numpy as np
 from numba import njit
 
 
+@njit(inline="always")
+def _flag(flags, indptr, indices, j, value):  # pragma: no cover - jit
+    """Set ``flags`` at row j's indices (a user's training items) to ``value``."""
+    for p in range(indptr[j], indptr[j + 1]):
+        flags[indices[p]] = value
+
+
 @njit(cache=True, nogil=True)
 def walk_top_k(orders, starts, groups, seen_indptr, seen_indices, n_items,
                k):  # pragma: no cover - jit
@@ -24,8 +31,7 @@ def walk_top_k(orders, starts, groups, seen_indptr, seen_indices, n_items,
     out = np.full((groups.size, k), -1, dtype=np.int64)
     mark = np.zeros(n_items, dtype=np.bool_)
     for j in range(groups.size):
-        for p in range(seen_indptr[j], seen_indptr[j + 1]):
-            mark[seen_indices[p]] = True
+        _flag(mark, seen_indptr, seen_indices, j, True)
         g = groups[j]
         c = 0
         for p in range(starts[g], starts[g + 1]):
@@ -35,8 +41,7 @@ def walk_top_k(orders, starts, groups, seen_indptr, seen_indices, n_items,
                 c += 1
                 if c == k:
                     break
-        for p in range(seen_indptr[j], seen_indptr[j + 1]):
-            mark[seen_indices[p]] = False
+        _flag(mark, seen_indptr, seen_indices, j, False)
     return out
 
 
@@ -52,8 +57,7 @@ def walk_genre_slots(orders, starts, n_genres, labels, slots, scores, fill, seen
     taken = np.zeros(n_items, dtype=np.bool_)
     picks = np.empty(k, dtype=np.int64)
     for j in range(labels.size):
-        for p in range(seen_indptr[j], seen_indptr[j + 1]):
-            taken[seen_indices[p]] = True
+        _flag(taken, seen_indptr, seen_indices, j, True)
         c = labels[j]
         n = 0
         if c >= 0:
@@ -88,8 +92,7 @@ def walk_genre_slots(orders, starts, n_genres, labels, slots, scores, fill, seen
         for q in range(n):
             out[j, q] = picks[q]
             taken[picks[q]] = False
-        for p in range(seen_indptr[j], seen_indptr[j + 1]):
-            taken[seen_indices[p]] = False
+        _flag(taken, seen_indptr, seen_indices, j, False)
     return out
 
 
@@ -106,8 +109,7 @@ def top_k_rows(scores, ex_indptr, ex_indices, k):  # pragma: no cover - jit
     best = np.empty(k, dtype=np.float64)
     mark = np.zeros(m, dtype=np.bool_)
     for j in range(n):
-        for p in range(ex_indptr[j], ex_indptr[j + 1]):
-            mark[ex_indices[p]] = True
+        _flag(mark, ex_indptr, ex_indices, j, True)
         c = 0
         for i in range(m):
             v = scores[j, i]
@@ -127,6 +129,5 @@ def top_k_rows(scores, ex_indptr, ex_indices, k):  # pragma: no cover - jit
             out[j, q] = i
             if c < k:
                 c += 1
-        for p in range(ex_indptr[j], ex_indptr[j + 1]):
-            mark[ex_indices[p]] = False
+        _flag(mark, ex_indptr, ex_indices, j, False)
     return out

@@ -273,10 +273,7 @@ def load_csv(
     values = df["rating"].to_numpy(np.float64)
     if scale is None:
         scale = _infer_scale(values, table, str(p), data)
-        _LOG.warning(f"{p}: no rating scale given; inferred {_describe(scale, values)} from "
-                     "the values. Pass scale=RatingScale(min, max, step) (dataset.scale="
-                     "[min, max, step] in kmrec-bench) to have values outside the scale you "
-                     "expect reported")
+        announce_inferred_scale(p, scale, values)
     check_ratings(df, scale, table, str(p), data)
     sha = hashlib.sha256(data).hexdigest()
     r = from_arrays(
@@ -329,6 +326,14 @@ def _infer_scale(values: np.ndarray, table: Table, where: str,
         )
     step = math.gcd(*(int(d) for d in np.diff(q.astype(np.int64)))) / _GRID
     return RatingScale(lo, hi, step)
+
+
+def announce_inferred_scale(where: str | Path, scale: RatingScale, values: np.ndarray) -> None:
+    """Say which scale was inferred, so that a typo (a 7 in a 1-5 file) is seen."""
+    _LOG.warning(f"{where}: no rating scale given; inferred {_describe(scale, values)} from "
+                 "the values. Pass scale=RatingScale(min, max, step) (dataset.scale="
+                 "[min, max, step] in kmrec-bench) to have values outside the scale you "
+                 "expect reported")
 
 
 def _describe(scale: RatingScale, values: np.ndarray) -> str:

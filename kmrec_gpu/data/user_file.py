@@ -73,10 +73,9 @@ def load_parquet(path: str | os.PathLike, *, user_col: str = "user", item_col: s
     (0-based, the table's order)."""
     import numpy as np
 
-    from kmrec_gpu.data.movielens import _describe, _infer_scale
+    from kmrec_gpu.data.movielens import _infer_scale, announce_inferred_scale
     from kmrec_gpu.data.parse import Table
     from kmrec_gpu.errors import MalformedInput
-    from kmrec_gpu.log import get
     from kmrec_gpu.ratings import Source, from_arrays
 
     try:
@@ -115,10 +114,7 @@ def load_parquet(path: str | os.PathLike, *, user_col: str = "user", item_col: s
     where = str(p)
     if scale is None:
         scale = _infer_scale(values, Table(["rating"], ["float"], ","), where)
-        get(__name__).warning(f"{p}: no rating scale given; inferred "
-                              f"{_describe(scale, values)} from the values. Declare it "
-                              "(dataset.scale=[min, max, step]) to have values outside the "
-                              "scale you expect reported")
+        announce_inferred_scale(p, scale, values)
     bad = np.flatnonzero(scale.invalid_mask(values))
     if bad.size:
         row = int(bad[0])

@@ -82,7 +82,13 @@ def rankings(score_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``-inf`` or NaN); concatenated, row ``g`` at ``orders[starts[g]:starts[g + 1]]``."""
     s = np.asarray(score_rows, dtype=np.float64)
     items = np.arange(s.shape[1])
-    parts = [items[np.lexsort((items, -row))][: int((row > -np.inf).sum())] for row in s]
+    return concat_rankings([items[np.lexsort((items, -row))][: int((row > -np.inf).sum())]
+                            for row in s])
+
+
+def concat_rankings(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rankings of item codes laid end to end, as the top-k walks read them: ranking ``g``
+    is ``orders[starts[g]:starts[g + 1]]``."""
     starts = np.zeros(len(parts) + 1, dtype=np.int64)
     starts[1:] = np.cumsum([p.size for p in parts])
     return (np.concatenate(parts) if parts else np.zeros(0, np.int64)).astype(np.int64), starts

@@ -13,7 +13,7 @@ import numpy as np
 from kmrec_gpu.cluster import KMeans
 from kmrec_gpu.cluster.engines import make_kmeans
 from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
-                                       check_users, liked_mask)
+                                       check_users, concat_rankings, liked_mask)
 from kmrec_gpu.models.liked_clusters import membership
 from kmrec_gpu.models.popularity import GlobalPopularity
 from kmrec_gpu.ratings import Ratings
@@ -142,11 +142,8 @@ class GenreProfileClusters(RecommenderMixin):
     def _rank(self) -> tuple[np.ndarray, np.ndarray]:
         """Each (cluster, genre)'s rated movies by the cluster's score (then item code),
         sorted once at fit; group ``cluster * n_genres + genre``."""
-        parts = [cand[np.lexsort((cand, -sc[cand]))]
-                 for sc in self.cluster_scores_ for cand in self.genre_items_]
-        starts = np.zeros(len(parts) + 1, dtype=np.int64)
-        starts[1:] = np.cumsum([p.size for p in parts])
-        return np.concatenate(parts).astype(np.int64), starts
+        return concat_rankings([cand[np.lexsort((cand, -sc[cand]))]
+                                for sc in self.cluster_scores_ for cand in self.genre_items_])
 
 
 def movie_genre_clusters(ratings: Ratings, n_clusters: int = 6, random_state: int = 0,

@@ -251,18 +251,30 @@ def _vs_anchors(dataset: str, rows: list[dict]) -> str:
     return "protocol differs from every anchor"
 
 
-def rating_table(rows: list[dict]) -> str:
+def rating_figures(rows: list[dict]) -> dict[tuple, tuple[list[dict], dict | None, float | None]]:
+    """Per line of the rating table (dataset, model, library, variant, protocol): its rows,
+    their pooled RMSE with its user-bootstrap interval (None without per-user statistics)
+    and the figure shown (the pooled value, else the mean). The bootstrap is the report's
+    costliest step: compute this once and hand it to every table that shows RMSE."""
+    acc = [r for r in rows if is_accuracy_row(r) and "rmse" in r["metrics"]]
+    out = {}
+    for key, rs in _groups(acc).items():
+        pool = pooled(rs, "rmse")
+        out[key] = (rs, pool, pool["value"] if pool else _mean(rs, "rmse"))
+    return out
+
+
+def rating_table(rows: list[dict], figures: dict | None = None) -> str:
     acc = [r for r in rows if is_accuracy_row(r) and "rmse" in r["metrics"]]
     if not acc:
         return "No stored rows carry held-out rating metrics."
+    figures = rating_figures(rows) if figures is None else figures
     lines = []
-    groups = _groups(acc)
-    for (ds, model, lib, var, proto), rs in groups.items():
+    groups = {key: rs for key, (rs, _, _) in figures.items()}
+    for (ds, model, lib, var, proto), (rs, pool, value) in figures.items():
         rmses, _ = _finite(rs, "rmse")
-        pool = pooled(rs, "rmse")
         base = _base(groups, ds, BASELINE["rmse"], proto)
         diff = paired(rs, base, "rmse") if base and model != BASELINE["rmse"] else None
-        value = pool["value"] if pool else _mean(rs, "rmse")
         lines.append((ds, proto, math.inf if value is None else value, model, lib, var, [
             ds, model, lib, var, proto, len(rs), _seeds(rs),
             (_pm(pool) if pool else fmt.MISSING if value is None

@@ -315,9 +315,10 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
     manifest = _Manifest(figs.folder, force)
     inp = load_inputs(root)
     every = inp.runs + inp.factor + inp.kmeans
+    rmse = accuracy.rating_figures(inp.runs)  # the user bootstraps, once for both tables
     sections = [
         _header(inp, figs),
-        "## Summary\n\n" + summary.section(inp.claims, inp.runs),
+        "## Summary\n\n" + summary.section(inp.claims, inp.runs, rmse),
         "## Claims\n\n" + tables.claims_section(inp.claims, inp.runs),
         "## Held-out accuracy\n\n"
         "Rows with phase evaluate, predict or end-to-end, status ok, that carry metrics. "
@@ -326,7 +327,7 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
         "A variant 'as published' (or 'as_published') is a document's own protocol, leaks "
         "included, reproduced for comparison: it is not a held-out figure."
         + accuracy.nan_note(inp.runs),
-        "### Rating prediction\n\n" + accuracy.rating_table(inp.runs),
+        "### Rating prediction\n\n" + accuracy.rating_table(inp.runs, rmse),
         "### Top-k recommendation\n\n" + accuracy.ranking_table(inp.runs),
         "### Published anchors\n\n" + accuracy.anchors_section(inp.runs),
         "## Scale\n\n" + _scale_section(inp, figs),

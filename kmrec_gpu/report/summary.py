@@ -30,16 +30,15 @@ def claims_lines(claims: list[dict]) -> str:
                       "the document's conclusion"], rows)
 
 
-def best_per_dataset(rows: list[dict]) -> str:
+def best_per_dataset(rows: list[dict], figures: dict | None = None) -> str:
     """Per dataset, the held-out line of the rating table with the lowest RMSE (as
-    published variants are no held-out figures), and the anchors for that dataset."""
-    acc = [r for r in rows if accuracy.is_accuracy_row(r) and "rmse" in r["metrics"]]
+    published variants are no held-out figures), and the anchors for that dataset;
+    ``figures``: :func:`accuracy.rating_figures` of ``rows``, when already computed."""
+    figures = accuracy.rating_figures(rows) if figures is None else figures
     best: dict[str, tuple[float, str, str, list[dict]]] = {}
-    for (ds, model, lib, var, proto), rs in accuracy._groups(acc).items():
+    for (ds, model, lib, var, proto), (rs, _, value) in figures.items():
         if var:
             continue
-        pool = accuracy.pooled(rs, "rmse")
-        value = pool["value"] if pool else accuracy._mean(rs, "rmse")
         if value is None or not math.isfinite(value):
             continue
         if ds not in best or value < best[ds][0]:
@@ -91,13 +90,13 @@ def fastest_backend(rows: list[dict]) -> str:
                       "slowest / fastest", "libraries compared", "code"], out)
 
 
-def section(claims: list[dict], rows: list[dict]) -> str:
+def section(claims: list[dict], rows: list[dict], figures: dict | None = None) -> str:
     return "\n\n".join([
         f"**Claims** ([details](#claims)): {_verdicts(claims)}",
         claims_lines(claims),
         "**Best held-out RMSE per dataset** beside the published anchors "
         "([details](#rating-prediction), [anchors](#published-anchors)):",
-        best_per_dataset(rows),
+        best_per_dataset(rows, figures),
         "**Fastest backend per model** (harness fit medians; "
         "[details](#harness-timings), [CPU vs GPU](#cpu-vs-gpu)):",
         fastest_backend(rows),
