@@ -29,6 +29,7 @@ from kmrec_gpu.errors import BackendUnavailable, DatasetNotFound, KmrecError
 from kmrec_gpu.harness import evaluate
 from kmrec_gpu.harness.memory import PeakMemory
 from kmrec_gpu.harness.spec import CellSpec
+from kmrec_gpu.models import cold
 from kmrec_gpu.ratings import Ratings
 from kmrec_gpu.results import ResultWriter, make_row, read_rows
 from kmrec_gpu.splits import TTSplit, make_split
@@ -286,7 +287,7 @@ class Harness:
         def build_and_fit():
             # partial first: instantiate would turn a Backend (a dataclass) into a config
             model = instantiate(m["estimator"], _partial_=True)(**kwargs)
-            return evaluate.fit(task, model, tt)
+            return evaluate.fit(task, cold.wrap(model, m), tt)
 
         timing = dict(warmup=int(tcfg["warmup"]), repeats=int(tcfg["repeats"]),
                       budget_s=tcfg.get("budget_s"), sync=backend.synchronize)
@@ -329,6 +330,8 @@ class Harness:
                                                n_boot=int(spec.eval["n_boot"]), k=k,
                                                threshold=float(spec.eval["threshold"]))
             extra = {"facts": facts, **({"per_user": per_user} if per_user else {})}
+            if isinstance(model, cold.ColdFallback):
+                metrics["n_fallback"] = model.n_fallback_
         if "inertia" in arts:
             metrics["inertia"] = arts["inertia"]
         rows.append(self.write_row(spec, be, "evaluate", **common, metrics=metrics,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kmrec_gpu.errors import KmrecError
+from kmrec_gpu.models import cold
 
 GROUPS = ("dataset", "model", "backend", "split", "kernels", "sweep")
 TASKS = ("rating", "topk", "pipeline", "probe")
@@ -89,6 +90,10 @@ class CellSpec:
         if model["task"] not in TASKS:
             raise ConfigError(f"model {model['name']}: task {model['task']!r}; expected one "
                               f"of {TASKS}")
+        if "cold_pairs" in model and (model["task"] != "rating"
+                                      or model["cold_pairs"] not in cold.RULES):
+            raise ConfigError(f"model {model['name']}: cold_pairs={model['cold_pairs']!r}; "
+                              f"expected one of {cold.RULES}, on a rating model only")
         return cls(dataset=c["dataset"], split=c["split"], seed=int(c["seed"]), model=model,
                    backend=c["backend"], timing=c["timing"], eval=c["eval"],
                    sweep=(c.get("sweep") or {}).get("name"), role=role, peer_of=peer_of,
@@ -97,7 +102,11 @@ class CellSpec:
     def canonical(self) -> dict[str, Any]:
         out = {"dataset": self._dataset_identity(),
                "split": self.split, "seed": self.seed,
-               "model": {"name": self.model["name"], "estimator": self.model["estimator"]},
+               "model": {"name": self.model["name"], "estimator": self.model["estimator"],
+                         # cells whose cold pairs are the bias baseline's are new cells;
+                         # a model keeping its own rule keeps the key it always had
+                         **({"cold_pairs": "bias_baseline"}
+                            if cold.rule(self.model) == "bias_baseline" else {})},
                "backend": {"name": self.backend["name"], "library": self.backend["library"]},
                "timing": self.timing, "eval": self.eval}
         if self.kernels != "auto":  # so the keys of cells run before the switch still match
