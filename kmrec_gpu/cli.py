@@ -1,4 +1,4 @@
-"""``kmrec``: datasets (list, info, verify), the main job (``kmrec run``), the accuracy
+"""``kmrec``: datasets (list, info, verify), the baselines shorthand (``kmrec run``), the accuracy
 regression check (``kmrec check``) and the report (``kmrec report``)."""
 
 from __future__ import annotations
@@ -80,13 +80,13 @@ def _datasets_verify(args) -> int:
 def _run(args) -> int:
     from kmrec_gpu.jobs import run_baseline
 
-    run_baseline(
+    results = run_baseline(
         dataset=args.dataset, path=args.path, split=args.split,
-        test_fraction=args.test_fraction, seed=args.seed, backend=args.backend,
+        test_fraction=args.test_fraction, seed=args.seed,
         repeats=args.repeats, n_boot=args.n_boot, results_dir=args.results,
         command=" ".join(["kmrec", *sys.argv[1:]]),
     )
-    return 0
+    return 0 if all(r.status == "ok" for r in results) else 1
 
 
 def _check(args) -> int:
@@ -212,10 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
 
     run = sub.add_parser(
-        "run", help="the main job: a bias baseline on a held-out split, results appended",
-        description="Load a dataset, split it (seeded), fit the global-mean and user/item "
-        "bias baselines on the training part only, score the held-out ratings with every "
-        "rating metric (bootstrap CIs), and append result rows to RESULTS/runs/.")
+        "run", help="the global-mean and bias baselines on a held-out split, as harness cells",
+        description="Shorthand for `kmrec-bench -m model=global_mean,bias_baseline "
+        "dataset=D split=S seed=N ...`: the same harness cells (load, seeded split, fit on "
+        "the training part with warm-up and repeats, predict, every rating metric with a "
+        "user-bootstrap interval), rows appended to RESULTS/runs/, and the same closing "
+        "table. Both baselines are NumPy models: they run on the CPU. Exit 1 if a cell "
+        "failed, 2 without the data.")
     run.add_argument("--dataset", default="ml-latest-small",
                      help="dataset name (default ml-latest-small; synthetic-* presets work "
                      "offline)")
@@ -226,8 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--test-fraction", type=float, default=0.1,
                      help="test share for holdout/per_user/temporal (default 0.1)")
     run.add_argument("--seed", type=int, default=0, help="the one seed (default 0)")
-    run.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda"],
-                     help="compute backend (default auto: CUDA when usable, else CPU)")
     run.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
     run.add_argument("--n-boot", type=int, default=1000,
                      help="bootstrap resamples for confidence intervals (default 1000)")

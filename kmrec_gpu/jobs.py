@@ -1,98 +1,84 @@
-"""The main job: bias baselines on a held-out split, every metric, rows appended.
+"""``kmrec run``: the global-mean and bias baselines on one held-out split.
 
-This is what ``kmrec run`` (and the README's first command) does. It is a real
-benchmark cell: load (timed), split (seeded), fit on train only with warm-up and
-repeats, predict the held-out rows, score them with bootstrap intervals, record.
+A shorthand for ``kmrec-bench -m model=global_mean,bias_baseline dataset=D split=S ...``:
+the same harness cells, keys, rows and closing table, so the baselines have one figure
+whichever command ran them. Nothing here computes a metric.
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from kmrec_gpu.errors import KmrecError
 
-from kmrec_gpu import seeding
-from kmrec_gpu.backends import get_backend
-from kmrec_gpu.data import load
-from kmrec_gpu.environment import peak_host_memory_bytes
-from kmrec_gpu.metrics import bootstrap_ci, rating_metrics, rmse
-from kmrec_gpu.models.baseline import BiasBaseline, GlobalMean
-from kmrec_gpu.results import ResultWriter, make_row
-from kmrec_gpu.splits import make_split
-from kmrec_gpu.timing import timed
+MODELS = ("global_mean", "bias_baseline")
+SPLITS = ("holdout", "per_user", "temporal", "leave_last_k")
+# the option that holds the test share in each split's config (leave-last-k has none)
+_SHARE = {"holdout": "test_fraction", "temporal": "test_fraction", "per_user": "fraction"}
 
-MODELS = {"global_mean": GlobalMean, "bias_baseline": BiasBaseline}
+
+def job_configs(*, dataset: str, path: str | None, split: str, test_fraction: float,
+                seed: int, repeats: int, n_boot: int,
+                results_dir: str | Path) -> list:
+    """One composed ``kmrec-bench`` configuration per baseline."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from kmrec_gpu.harness.spec import conf_dir, options, with_option
+    from kmrec_gpu.harness.validate import problems
+
+    if dataset not in options("dataset"):
+        raise KmrecError(f"--dataset {dataset}: no such dataset; expected one of "
+                         f"{options('dataset')}")
+    if split not in SPLITS:
+        raise KmrecError(f"--split {split}: expected one of {SPLITS}")
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        root = compose("config", overrides=[f"dataset={dataset}", f"split={split}",
+                                            "backend=cpu"])
+    # set, not parsed: a path may hold characters Hydra's override grammar reserves
+    for key, value in (("seed", seed), ("timing.repeats", repeats), ("eval.n_boot", n_boot),
+                       ("results", str(results_dir)), ("progress", False)):
+        OmegaConf.update(root, key, value, merge=False)
+    if path is not None:
+        OmegaConf.update(root, "dataset.path", str(path), merge=False)
+    if split in _SHARE:
+        OmegaConf.update(root, f"split.params.{_SHARE[split]}", test_fraction, merge=False)
+    bad = problems(root)
+    if bad:
+        raise KmrecError("; ".join(bad))
+    return [with_option(root, "model", m) for m in MODELS]
+
+
+def _require_data(d: dict) -> None:
+    """A missing MovieLens copy is a usage error before any row, not a failed cell."""
+    if d.get("kind") != "movielens":
+        return
+    from kmrec_gpu.data.locate import locate
+    from kmrec_gpu.data.registry import get_spec
+
+    locate(get_spec(d.get("registry") or d["name"]), d.get("path"), open_now=False)
 
 
 def run_baseline(*, dataset: str = "ml-latest-small", path: str | None = None,
                  split: str = "holdout", test_fraction: float = 0.1, seed: int = 0,
-                 backend: str = "auto", repeats: int = 5, n_boot: int = 1000,
+                 repeats: int = 5, n_boot: int = 1000,
                  results_dir: str | Path = "results", command: str | None = None,
-                 quiet: bool = False) -> dict[str, Any]:
-    from rich.console import Console
-    from rich.table import Table
+                 quiet: bool = False) -> list:
+    """Run both baselines as harness cells and print the harness's closing table; the
+    cells' results. Without the data it raises ``DatasetNotFound`` and writes nothing."""
+    from omegaconf import OmegaConf
 
-    # a pipe or CI log reports 80 columns; the table needs more to stay readable
-    console = Console(stderr=False, quiet=quiet, width=None if sys.stdout.isatty() else 120)
-    be = get_backend(backend)
-    bdesc = be.describe()
-    if bdesc.get("fallback_reason"):
-        console.print(f"[yellow]backend:[/] {bdesc['fallback_reason']}")
+    from kmrec_gpu.harness.app import run_grid
+    from kmrec_gpu.harness.runner import Harness
+    from kmrec_gpu.harness.summary import print_summary
 
-    t0 = time.perf_counter()
-    ratings = load(dataset, path, seed=seed)
-    load_s = time.perf_counter() - t0
-    console.print(f"loaded {ratings.name}: {len(ratings):,} ratings, {ratings.n_rated_users:,} "
-                  f"users, {ratings.n_rated_items:,} items in {load_s:.2f} s "
-                  f"(from {ratings.source.path if ratings.source else 'the generator'})")
+    cfgs = job_configs(dataset=dataset, path=path, split=split, test_fraction=test_fraction,
+                       seed=seed, repeats=repeats, n_boot=n_boot,
+                       results_dir=results_dir)
+    _require_data(OmegaConf.to_container(cfgs[0].dataset, resolve=True))
+    h = Harness(results_dir, progress=False, command=command)
+    results = run_grid(h, cfgs, "kmrec run")
+    print_summary([] if quiet else results, where=str(h.results_file or "(no new rows)"),
+                  results_dir=str(results_dir), prog="kmrec run")
+    return results
 
-    params = {"test_fraction": test_fraction} if split in ("holdout", "temporal") else (
-        {"fraction": test_fraction} if split == "per_user" else {"k": 1})
-    tt = make_split(ratings, split, seed=seed, **params)
-    ssum = tt.summary()
-    dset = {"name": ratings.name, "sha256": ratings.source.sha256 if ratings.source else None,
-            "n_ratings": len(ratings), "source": ratings.source.path if ratings.source else None,
-            **({"generator": ratings.meta} if ratings.source is None else {})}
-    writer = ResultWriter(results_dir)
-    common = dict(run_id=writer.run_id, dataset=dset, split=ssum, seed=seed, backend=bdesc,
-                  command=command)
-    writer.append(make_row(**common, model={"name": "loader", "params": {}}, phase="load",
-                           wall_time={"median_s": load_s, "repeats": 1, "warmup": 0},
-                           peak_memory={"host_bytes": peak_host_memory_bytes()}))
-
-    table = Table("model", "RMSE [95% CI]", "MAE", "exact", "±0.5", "±1.0", "rel. acc.",
-                  "fit median", title=f"{ratings.name}, {split} split, seed {seed}")
-    summary: dict[str, Any] = {"results_file": str(writer.path), "models": {}}
-    for name, cls in MODELS.items():
-        model, t_fit = timed(lambda cls=cls: cls().fit(tt.train), repeats=repeats,
-                             sync=be.synchronize)
-        pred, t_pred = timed(lambda m=model: m.predict(tt.test), repeats=repeats,
-                             sync=be.synchronize)
-        y = tt.test.ratings.astype(np.float64)
-        m = rating_metrics(y, pred, scale=ratings.scale)
-        point, lo, hi = bootstrap_ci(rmse, y, pred, n_resamples=n_boot,
-                                     seed=seeding.int_seed(seed, "bootstrap", name))
-        metrics = {**m, "rmse_ci_low": lo, "rmse_ci_high": hi, "n_test": len(y)}
-        mdesc = {"name": name, "params": model.get_params()}
-        mem = {"host_bytes": peak_host_memory_bytes()}
-        writer.append(make_row(**common, model=mdesc, phase="fit", wall_time=t_fit.as_dict(),
-                               throughput={"value": len(tt.train) / t_fit.median_s,
-                                           "unit": "ratings/s"}, peak_memory=mem))
-        writer.append(make_row(**common, model=mdesc, phase="predict", metrics=metrics,
-                               wall_time=t_pred.as_dict(),
-                               throughput={"value": len(y) / t_pred.median_s,
-                                           "unit": "predictions/s"}, peak_memory=mem))
-        table.add_row(name, f"{point:.4f} [{lo:.4f}, {hi:.4f}]", f"{m['mae']:.4f}",
-                      f"{m['exact_match']:.3f}", f"{m['within_0.5']:.3f}",
-                      f"{m['within_1.0']:.3f}", f"{m['relative_accuracy']:.3f}",
-                      f"{t_fit.median_s * 1e3:.2f} ms")
-        summary["models"][name] = metrics
-    console.print(table)
-    console.print(f"split: {ssum['n_train']:,} train / {ssum['n_test']:,} test ratings, "
-                  f"{ssum['cold_rows']} cold test rows; backend {bdesc['name']} "
-                  f"({bdesc['library']}, {bdesc['device_name']})")
-    console.print(f"results appended to {writer.path}")
-    return summary

@@ -79,18 +79,35 @@ def test_verify_ok_and_failure_exit_codes(capsys, tmp_path):
     assert code == 1 and "FAILED" in out and "u.data" in out
 
 
-def test_run_main_job_on_a_synthetic_preset(capsys, tmp_path):
+def test_run_is_the_harness_cells_of_the_two_baselines(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "run", "--dataset", "synthetic-small", "--results",
-                           str(tmp_path), "--repeats", "1", "--n-boot", "50", "--seed", "0")
-    assert code == 0 and "results appended to" in out
+                           str(tmp_path), "--repeats", "1", "--n-boot", "50", "--seed", "3")
+    assert code == 0 and "results appended to" in out and "bias_baseline" in out
     rows = read_rows(tmp_path)
-    phases = {(r["model"]["name"], r["phase"]) for r in rows}
-    assert ("bias_baseline", "predict") in phases and ("loader", "load") in phases
-    pred = next(r for r in rows if r["model"]["name"] == "bias_baseline"
-                and r["phase"] == "predict")
-    assert pred["seed"] == 0 and pred["dataset"]["generator"]["seed"] == 0
-    assert pred["metrics"]["rmse_ci_low"] <= pred["metrics"]["rmse"] <= pred["metrics"]["rmse_ci_high"]
-    assert pred["backend"]["name"] == "cpu" and pred["backend"]["device_name"]
+    phases = [(r["model"]["name"], r["phase"]) for r in rows]
+    assert ("global_mean", "load") in phases and ("bias_baseline", "evaluate") in phases
+    ev = next(r for r in rows if r["model"]["name"] == "bias_baseline"
+              and r["phase"] == "evaluate")
+    assert ev["seed"] == 3 and ev["dataset"]["generator"]["seed"] == 3
+    assert ev["metrics"]["rmse_ci_low"] <= ev["metrics"]["rmse"] <= ev["metrics"]["rmse_ci_high"]
+    assert ev["backend"]["name"] == "cpu" and ev["backend"]["device_name"]
+    # the same cell as kmrec-bench's: one key, so one figure whichever command ran it
+    from kmrec_gpu.harness.spec import CellSpec
+    from tests.test_harness import cfg_for
+
+    bench = CellSpec.from_config(cfg_for(tmp_path, "model=bias_baseline", "seed=3",
+                                         "timing.repeats=1", "timing.warmup=1",
+                                         "eval.n_boot=50", "progress=false"))
+    assert ev["extra"]["harness"]["cell_key"] == bench.key
+
+
+def test_run_refuses_a_bad_value_before_any_row(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "--dataset", "synthetic-small", "--results",
+                           str(tmp_path), "--test-fraction", "1.5")
+    assert code == 2 and "split.params.test_fraction=1.5" in err
+    code, _, err = run_cli(capsys, "run", "--dataset", "ml-1b", "--results", str(tmp_path))
+    assert code == 2 and "--dataset ml-1b" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_run_without_data_says_how_to_get_it_and_the_synthetic_alternative(capsys, tmp_path,

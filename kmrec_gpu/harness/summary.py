@@ -116,13 +116,13 @@ def table_rows(results: Sequence[CellResult]) -> list[list[str]]:
 
 def print_summary(results: Sequence[CellResult], *, where: str, results_dir: str,
                   counts_from: Sequence[CellResult] | None = None,
-                  console: Console | None = None) -> None:
+                  console: Console | None = None, prog: str = "kmrec-bench") -> None:
     """The table of ``results``, then one line: the cells by status (``counts_from``,
     default ``results``), where the rows went, and how to render the report."""
     # a terminal gets its own width; a pipe or file a fixed one wide enough for the table
     console = console or Console(width=None if sys.stdout.isatty() else 160, soft_wrap=False)
     if results:
-        t = Table(*HEADER, title="kmrec-bench: held-out figures, medians of timed runs",
+        t = Table(*HEADER, title=f"{prog}: held-out figures, medians of timed runs",
                   title_justify="left", show_lines=False)
         for row in table_rows(results):
             t.add_row(*(escape(c) for c in row))
@@ -132,5 +132,5 @@ def print_summary(results: Sequence[CellResult], *, where: str, results_dir: str
         counts[r.status] = counts.get(r.status, 0) + 1
     status = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cells"
     report = "kmrec report" + ("" if results_dir == "results" else f" --results {results_dir}")
-    console.print(escape(f"kmrec-bench: {status}; results appended to {where}; render the "
+    console.print(escape(f"{prog}: {status}; results appended to {where}; render the "
                          f"report with: {report}"), soft_wrap=True)
