@@ -165,7 +165,7 @@ def _genres(mdf: pd.DataFrame, encoding: str) -> tuple[np.ndarray, tuple[str, ..
     # Split each distinct genre string once (ml-latest-small: 951 of them for 9,742
     # movies) and index the rows by their string's code: no per-movie Python split and no
     # explode. Empty parts ("a||b", "") name no genre; a missing field has none.
-    codes, uniques = pd.factorize(mdf["genres"].to_numpy(object), use_na_sentinel=True)
+    codes, uniques = pd.factorize(mdf["genres"], use_na_sentinel=True)  # no object copy
     parts = [[g for g in str(u).split("|") if g != ""] for u in uniques]
     names = tuple(sorted({g for p in parts for g in p}))
     col = {g: j for j, g in enumerate(names)}
