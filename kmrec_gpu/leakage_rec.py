@@ -1,8 +1,9 @@
 """The leakage check for top-k recommenders (``kmrec_gpu.leakage`` checks rating predictions).
 
 Fit and recommend; give every test rating another allowed value
-(:func:`kmrec_gpu.leakage.perturb_test`); fit again from scratch and recommend to the same
-users. The lists, which are all the ranking metrics read besides the test set itself, must
+(:func:`kmrec_gpu.leakage.perturb_test`) and move every test row to another movie
+(:func:`move_test_items`: implicit-feedback models ignore values); fit again from scratch
+and recommend to the same users. The lists, which are all the ranking metrics read besides the test set itself, must
 be identical. A recommender that counts test ratings anywhere (popularity over all rows,
 clusters fitted before the split) reorders some list, and the check says how many.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kmrec_gpu import seeding
 from kmrec_gpu.leakage import LeakageError, perturb_test
 from kmrec_gpu.ratings import Ratings
 from kmrec_gpu.splits import TTSplit
@@ -56,10 +58,20 @@ def with_test_rows(split: TTSplit) -> Ratings:
                                timestamps=ts)
 
 
+def move_test_items(split: TTSplit, seed: int = 0) -> TTSplit:
+    """The same split with every test row moved to another movie (same user, same
+    rating): an implicit-feedback model that counts test rows as interactions ignores
+    their values, so changed values alone would not show it; moved rows do."""
+    t = split.test
+    step = seeding.rng(seed, "leakage", "items").integers(1, max(t.n_items, 2), size=len(t))
+    items = ((t.items.astype(np.int64) + step) % max(t.n_items, 1)).astype(t.items.dtype)
+    return dataclasses.replace(split, test=dataclasses.replace(t, items=items))
+
+
 def check_recommender_leakage(fit_recommend: Callable[[TTSplit], np.ndarray],
                               split: TTSplit, *, seed: int = 0) -> RecLeakageReport:
     before = np.asarray(fit_recommend(split))
-    changed = perturb_test(split, seed)
+    changed = move_test_items(perturb_test(split, seed), seed)
     after = np.asarray(fit_recommend(changed))
     if before.shape != after.shape:
         raise LeakageError(f"recommendation shape changed: {before.shape} -> {after.shape}")
@@ -78,6 +90,6 @@ def assert_no_recommender_leakage(fit_recommend: Callable[[TTSplit], np.ndarray]
     if rep.leaks:
         raise LeakageError(
             f"{rep.n_users_moved} of {rep.n_users} users' recommendation lists moved "
-            f"({rep.n_slots_moved} slots) when only the test ratings changed: the "
-            "recommender reads test ratings")
+            f"({rep.n_slots_moved} slots) when only the test rows changed (their ratings, and "
+            "the movies they are on): the recommender reads test ratings")
     return rep

@@ -409,6 +409,8 @@ def over_limit(limits: dict, r: Ratings) -> str | None:
     why = limits.get("reason") or "over the model's size limit"
     if limits.get("max_ratings") is not None and len(r) > limits["max_ratings"]:
         return f"{len(r):,} ratings > {limits['max_ratings']:,} ({why})"
+    if limits.get("max_items") is not None and r.n_rated_items > limits["max_items"]:
+        return f"{r.n_rated_items:,} rated items > {limits['max_items']:,} ({why})"
     cells = r.n_users * r.n_items
     if limits.get("max_dense_cells") is not None and cells > limits["max_dense_cells"]:
         return (f"{r.n_users:,} x {r.n_items:,} = {cells:,} dense cells > "

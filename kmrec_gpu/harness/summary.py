@@ -87,6 +87,8 @@ def table_rows(results: Sequence[CellResult]) -> list[list[str]]:
         if not is_peer:
             last_model = r
         name = f"  peer {s.model['name']}" if is_peer else s.model["name"]
+        if s.backend.get("id") not in (None, "cpu"):  # cpu_torch, cuda: which ran is news
+            name += f" [{s.backend['id']}]"
         data = (Path(str(s.dataset.get("path"))).name if s.dataset.get("kind") == "csv"
                 else s.dataset["name"])
         split = s.split["method"] + (f" seed {s.seed}" if s.seed else "")
