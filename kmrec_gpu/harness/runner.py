@@ -451,6 +451,10 @@ def make_cell_split(r: Ratings, split: dict, seed: int) -> TTSplit:
         from kmrec_gpu.neural.seed000 import published_split
 
         return published_split(r, **params)
+    if method == "ml100k_fold":
+        from kmrec_gpu.data.folds import official_fold
+
+        return official_fold(r, **params)
     if method == "seed004_published":
         from kmrec_gpu.models.seed004_rf import published_split
 
