@@ -54,3 +54,15 @@ def test_only_ml100k_and_its_five_folds(ml100k, ml_small):
         official_fold(ml100k, 6)
     with pytest.raises(InvalidArgument, match="ml-latest-small"):
         official_fold(ml_small, 1)
+
+
+def test_the_fold_override_is_checked_before_any_cell(tmp_path):
+    from kmrec_gpu.harness.validate import problems
+    from tests.test_harness import cfg_for
+
+    ok = cfg_for(tmp_path, "dataset=ml-100k", "split=ml100k_fold", "split.params.fold=5")
+    assert problems(ok) == []
+    bad = cfg_for(tmp_path, "dataset=ml-100k", "split=ml100k_fold", "split.params.fold=0")
+    assert problems(bad) == ["split.params.fold=0: expected one of ml-100k's folds 1-5"]
+    kfold = cfg_for(tmp_path, "split=kfold", "split.params.fold=5")
+    assert problems(kfold) == ["split.params.fold=5: expected an integer in [0, n_folds)"]

@@ -72,7 +72,10 @@ def problems(cfg: Any) -> list[str]:
                 out.append(f"split.params.{k}={v!r}: expected an integer >= "
                            f"{2 if k == 'n_folds' else 1}")
         n, f = params.get("n_folds"), params.get("fold")
-        if f is not None and not (_int(f) and _int(n) and 0 <= f < n):
+        if _get(c, "split.method") == "ml100k_fold":
+            if not (_int(f) and 1 <= f <= 5):
+                out.append(f"split.params.fold={f!r}: expected one of ml-100k's folds 1-5")
+        elif f is not None and not (_int(f) and _int(n) and 0 <= f < n):
             out.append(f"split.params.fold={f!r}: expected an integer in [0, n_folds)")
     out += _results_problems(c.get("results"))
     out += _dataset_problems(c.get("dataset") or {})
