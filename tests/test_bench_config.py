@@ -84,7 +84,12 @@ def test_every_split_composes_and_splits(name):
     s = composed(f"split={name}").split
     # an option is named by its method, or by the method and its variant (holdout20)
     assert s.method == name or name.startswith(s.method)
-    r = synthetic_preset("synthetic-small", seed=0)
+    if name == "ml100k_fold":  # GroupLens's own fold files: ml-100k only
+        from tests.conftest import load_real
+
+        r = load_real("ml-100k")
+    else:
+        r = synthetic_preset("synthetic-small", seed=0)
     tt = make_cell_split(r, dict(s), seed=0)
     assert len(tt.train) + len(tt.test) <= len(r)
     # `all` is the whole file in train (the protocols that are no held-out evaluation)

@@ -91,7 +91,9 @@ def table_rows(results: Sequence[CellResult]) -> list[list[str]]:
             name += f" [{s.backend['id']}]"
         data = (Path(str(s.dataset.get("path"))).name if s.dataset.get("kind") == "csv"
                 else s.dataset["name"])
-        split = s.split["method"] + (f" seed {s.seed}" if s.seed else "")
+        fold = (s.split.get("params") or {}).get("fold")
+        split = (s.split["method"] + (f" fold {fold}" if fold is not None else "")
+                 + (f" seed {s.seed}" if s.seed else ""))
         if r.status in ("ok", "done"):
             text = metrics_text(s.model["task"], r.metrics)
             if r.status == "done":

@@ -29,7 +29,9 @@ PHASES = ("evaluate", "predict", "end-to-end")
 BASELINE = {"rmse": "bias_baseline", "ranking": "popularity"}
 RANKING = re.compile(r"^(precision|recall|ndcg|map|hit_rate)@\d+$")
 _RANK_ORDER = ("precision", "recall", "ndcg", "map", "hit_rate")
-_SEED_KEYS = ("seed", "fold", "random_state")
+# what tells one draw of a protocol from another (a seed, a fold and the file that holds
+# it): rows that differ only there are one line, pooled
+_SEED_KEYS = ("seed", "fold", "random_state", "file", "sha256")
 
 
 def is_accuracy_row(r: dict) -> bool:
@@ -245,7 +247,10 @@ def _vs_anchors(dataset: str, rows: list[dict]) -> str:
     anchors = [a for a in ANCHORS if a.dataset == dataset]
     if not anchors:
         return "no anchor for this dataset"
-    same = sorted({a.source for a in anchors if any(same_protocol(a, r["split"]) for r in rows)})
+    # a line pools its rows: it has an anchor's protocol when every row has it (ml-100k's
+    # five official folds pooled are not GLocal-K's fold 1)
+    same = sorted({a.source for a in anchors
+                   if rows and all(same_protocol(a, r["split"]) for r in rows)})
     if same:
         return "same protocol as " + ", ".join(same)
     return "protocol differs from every anchor"
