@@ -57,7 +57,7 @@ def test_every_model_composes_and_builds(name):
         assert peer in options("model"), f"{name}: unknown peer {peer}"
     be = get_backend("cpu") if "cpu" in m["backends"] else None
     kwargs = backend_kwargs(m["backend_arg"], be) if be else {}
-    est = instantiate(cfg.model.estimator, _partial_=True)(**kwargs)
+    est = instantiate(cfg.model.estimator, _partial_=True, _convert_="all")(**kwargs)
     needs = {"rating": ("fit", "predict"), "topk": ("fit", "recommend"),
              "pipeline": ("fit_predict",), "probe": ("measure",)}[m["task"]]
     for attr in needs:
@@ -65,6 +65,13 @@ def test_every_model_composes_and_builds(name):
     params = est.get_params()
     if "random_state" in m["estimator"]:  # the one seed reaches the model
         assert params["random_state"] == 3
+    # a row records get_params(); the report keeps a row only when it holds every value the
+    # option sets (one name, one configuration), so a renamed parameter would hide them all
+    from kmrec_gpu.report.accuracy import _canon
+
+    for k, v in m["estimator"].items():
+        if k != "_target_":
+            assert k in params and _canon(params[k]) == _canon(v), (name, k)
 
 
 @pytest.mark.parametrize("name", options("backend"))

@@ -48,7 +48,7 @@ def build(name: str, *overrides: str):
     cfg = composed(f"model={name}", *overrides)
     spec = CellSpec.from_config(cfg)
     kw = backend_kwargs(spec.model["backend_arg"], get_backend("cpu"))
-    return spec, instantiate(cfg.model.estimator, _partial_=True)(**kw)
+    return spec, instantiate(cfg.model.estimator, _partial_=True, _convert_="all")(**kw)
 
 
 @pytest.fixture(scope="module")

@@ -290,7 +290,8 @@ class Harness:
 
         def build_and_fit():
             # partial first: instantiate would turn a Backend (a dataclass) into a config
-            model = instantiate(m["estimator"], _partial_=True)(**kwargs)
+            # plain dicts and lists for nested parameters (a row records them as they are)
+            model = instantiate(m["estimator"], _partial_=True, _convert_="all")(**kwargs)
             return evaluate.fit(task, cold.wrap(model, m), tt)
 
         timing = dict(warmup=int(tcfg["warmup"]), repeats=int(tcfg["repeats"]),

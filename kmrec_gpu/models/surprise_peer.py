@@ -31,7 +31,7 @@ class SurprisePeer:
         self.params = params
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"algorithm": self.name, **self.params}
+        return {"name": self.name, **self.params}
 
     def fit(self, train: Ratings) -> SurprisePeer:
         try:
