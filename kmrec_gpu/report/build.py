@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kmrec_gpu.errors import KmrecError, MalformedInput
-from kmrec_gpu.report import accuracy, coverage, elbow, fmt, summary, tables
+from kmrec_gpu.report import accuracy, coverage, elbow, fmt, sensitivity, summary, tables
 from kmrec_gpu.report.labels import label, plain
 from kmrec_gpu.report.load import Inputs, load_inputs, stamp, when
 from kmrec_gpu.report.plots import Line, Panel, draw
@@ -329,6 +329,7 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
         + accuracy.nan_note(inp.runs),
         "### Rating prediction\n\n" + accuracy.rating_table(inp.runs, rmse),
         "### Top-k recommendation\n\n" + accuracy.ranking_table(inp.runs),
+        "### Split sensitivity\n\n" + sensitivity.section(rmse),
         "### Published anchors\n\n" + accuracy.anchors_section(inp.runs),
         "## Scale\n\n" + _scale_section(inp, figs),
         "## CPU vs GPU\n\n" + tables.comparison_section(every),
