@@ -100,10 +100,14 @@ def model_facts(model: Any) -> dict[str, Any]:
     km = getattr(model, "kmeans_", None)  # a recommender's inner K-means
     for attr in ("n_iter_", "converged_", "n_clusters_", "library_", "fallback_reason_",
                  "best_epoch_", "epochs_run_", "n_fallback_users_", "n_cold_test_users_",
-                 "assign_path_", "sddmm_path_"):
+                 "assign_path_", "sddmm_path_", "n_trials_", "tune_s_", "at_edge_",
+                 "best_score_"):
         v = getattr(model, attr, None)
         if v is None and attr == "assign_path_":
             v = getattr(km, attr, None)
         if isinstance(v, (bool, int, float, str, np.integer, np.floating)):
             facts[attr.rstrip("_")] = v.item() if hasattr(v, "item") else v
+    best = getattr(model, "best_params_", None)  # a search's choice, kept with its budget
+    if isinstance(best, dict):
+        facts["best_params"] = {k: v.item() if hasattr(v, "item") else v for k, v in best.items()}
     return facts
