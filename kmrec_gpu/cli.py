@@ -131,6 +131,17 @@ def _claims(args) -> int:
     return 0
 
 
+def _compact(args) -> int:
+    from kmrec_gpu.results import compact_runs
+
+    done = compact_runs(args.results, min_age_s=args.min_age_h * 3600)
+    before, after = sum(b for _, b, _ in done), sum(a for _, _, a in done)
+    for f, b, a in done:
+        print(f"{f}: {b:,} -> {a:,} bytes")
+    print(f"compacted {len(done)} run file(s): {before:,} -> {after:,} bytes")
+    return 0
+
+
 def _report(args) -> int:
     from kmrec_gpu.report import build_report
 
@@ -306,6 +317,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "provably the report's own (a user's file, or one changed since); "
                      "stale figures are still removed only when unchanged")
     rep.set_defaults(fn=_report)
+
+    res = sub.add_parser(
+        "compact", help="gzip finished run files in place (same rows, a seventh of the space)",
+        description="Replace each RESULTS/runs/X.jsonl not changed in the last --min-age-h "
+        "hours by X.jsonl.gz holding the same bytes (checked before the plain file goes); "
+        "every reader (report, claims, check, skip-if-done) reads both forms. Rows are "
+        "never changed or dropped; a run still writing is left alone.")
+    res.add_argument("--results", default="results", help="results folder (default results)")
+    res.add_argument("--min-age-h", type=float, default=1.0,
+                     help="leave files changed more recently than this (default 1 hour)")
+    res.set_defaults(fn=_compact)
     return p
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import gzip
 import json
 import math
 import os
 import tempfile
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +177,7 @@ class ResultWriter:
         self.run_id = run_id or new_run_id()
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.path = Path(results_dir) / "runs" / f"{stamp}-{self.run_id}.jsonl"
-        if self.path.exists():
+        if self.path.exists() or self.path.with_name(self.path.name + ".gz").exists():
             raise FileExistsError(f"{self.path} exists; results are never overwritten")
         self._lines: list[str] = []
 
@@ -255,20 +257,40 @@ def warn_bad_lines(bad: Iterable[BadLine]) -> None:
                      f"{Path(b.file).parent}")
 
 
+ROWS_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def rows_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """The JSON-lines files of ``folder``, plain or gzipped (:func:`compact_runs`), in name
+    order. A file present both ways is read plain: a run still writing rewrote it whole."""
+    p = Path(folder)
+    found = p.rglob("*") if recursive else p.glob("*")
+    files = sorted(f for f in found if f.name.endswith(ROWS_SUFFIXES) and f.is_file())
+    names = {f for f in files if f.suffix == ".jsonl"}
+    return [f for f in files
+            if not (f.suffix == ".gz" and f.with_name(f.name[:-3]) in names)]
+
+
+def _file_bytes(f: Path) -> bytes:
+    data = f.read_bytes()
+    return gzip.decompress(data) if f.name.endswith(".gz") else data
+
+
 def scan_lines(path: str | Path, parse: Callable[[Any], Any]
                ) -> tuple[list[tuple[Path, Any]], list[BadLine]]:
-    """Every non-blank line of one JSON-lines file, or of every ``*.jsonl`` under a folder,
-    passed through ``parse`` (which raises :class:`SchemaError` on a bad record): the
-    (file, parsed) pairs in file and line order, and the lines that failed. Bytes that are
-    not UTF-8 spoil their line only; a file that cannot be read is one bad entry."""
+    """Every non-blank line of one JSON-lines file (plain or gzipped), or of every such
+    file under a folder, passed through ``parse`` (which raises :class:`SchemaError` on a
+    bad record): the (file, parsed) pairs in file and line order, and the lines that
+    failed. Bytes that are not UTF-8 spoil their line only; a file that cannot be read is
+    one bad entry."""
     p = Path(path)
-    files = sorted(f for f in p.rglob("*.jsonl") if not f.is_dir()) if p.is_dir() else [p]
+    files = rows_files(p, recursive=True) if p.is_dir() else [p]
     good: list[tuple[Path, Any]] = []
     bad: list[BadLine] = []
     for f in files:
         try:
-            data = f.read_bytes()
-        except OSError as e:
+            data = _file_bytes(f)
+        except (OSError, EOFError, zlib.error) as e:
             bad.append(BadLine(f, None, f"cannot be read: {type(e).__name__}: {e}"))
             continue
         for n, raw in enumerate(data.splitlines(), start=1):
@@ -325,3 +347,31 @@ def json_safe(x: Any) -> Any:
     if x is None or isinstance(x, (str, int, float, bool)):
         return x
     return str(x)
+
+
+def compact_runs(results_dir: str | Path, *, min_age_s: float = 3600.0) -> list[tuple[Path, int, int]]:
+    """Gzip each finished run file of ``<results>/runs`` in place: ``X.jsonl`` becomes
+    ``X.jsonl.gz`` holding the same bytes (checked by decompressing before the plain file
+    goes), so every reader sees the same rows in a seventh of the space. A file changed in
+    the last ``min_age_s`` seconds may belong to a run still writing (a writer rewrites its
+    whole file at each row) and is left alone, as is one whose ``.gz`` already exists.
+    Returns (file, bytes before, bytes after) per file compacted."""
+    import time
+
+    out = []
+    runs = Path(results_dir) / "runs"
+    now = time.time()
+    for f in sorted(runs.glob("*.jsonl")) if runs.is_dir() else []:
+        dst = f.with_name(f.name + ".gz")
+        if dst.exists() or now - f.stat().st_mtime < min_age_s:
+            continue
+        data = f.read_bytes()
+        packed = gzip.compress(data, compresslevel=9, mtime=0)  # the same bytes every time
+        with atomic_path(dst) as tmp:
+            tmp.write_bytes(packed)
+        if gzip.decompress(dst.read_bytes()) != data:
+            dst.unlink()
+            raise OSError(f"{dst}: does not decompress to {f}; {f} kept")
+        f.unlink()
+        out.append((dst, len(data), len(packed)))
+    return out

@@ -23,7 +23,7 @@ from kmrec_gpu.claims.run import cell_keys
 from kmrec_gpu.claims.verdict import conclusion_holds, difference_side, figure_verdict
 from kmrec_gpu.errors import KmrecError
 from kmrec_gpu.metrics import users as user_stats
-from kmrec_gpu.results import read_rows
+from kmrec_gpu.results import read_rows, rows_files
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # stored with every claim; one seed for every resampling stream
@@ -45,7 +45,7 @@ def stored_rows(results_dir: str | Path) -> dict[str, Stored]:
     root = Path(results_dir)
     out: dict[str, Stored] = {}
     runs = root / "runs"
-    for f in sorted(runs.glob("*.jsonl")) if runs.is_dir() else []:
+    for f in rows_files(runs) if runs.is_dir() else []:
         # a bad line is reported (file and line) and skipped: it is no cell's result
         for row in read_rows(f, on_error="warn"):
             h = (row.get("extra") or {}).get("harness")

@@ -22,7 +22,7 @@ from typing import Any
 
 from kmrec_gpu.claims import load_claims
 from kmrec_gpu.errors import KmrecError, SchemaError
-from kmrec_gpu.results import BadLine, scan_lines, validate_row, warn_bad_lines
+from kmrec_gpu.results import BadLine, rows_files, scan_lines, validate_row, warn_bad_lines
 
 SOURCE = "_source"
 _ORDER = "_order"
@@ -166,7 +166,7 @@ def load_inputs(results_dir: str | Path) -> Inputs:
         inp.files.append(inp.shown(claims_path))
     order = 0
     runs: list[dict] = []
-    for f in sorted((root / "runs").glob("*.jsonl")):
+    for f in rows_files(root / "runs") if (root / "runs").is_dir() else []:
         rows = _tag(_scan(inp, f, validate_row), inp.shown(f), order)
         order += len(rows)
         runs += rows

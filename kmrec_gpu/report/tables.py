@@ -19,7 +19,7 @@ def _file_name(path: str) -> str:
 
 
 def _evidence_rows(claim: dict, rows: list[dict]) -> list[dict]:
-    cited = {_file_name(e) for e in claim["evidence"] if e.endswith(".jsonl")}
+    cited = {_file_name(e) for e in claim["evidence"] if e.endswith((".jsonl", ".jsonl.gz"))}
     return [r for r in rows if _file_name(r[SOURCE]) in cited]
 
 
