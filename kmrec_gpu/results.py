@@ -352,7 +352,8 @@ def json_safe(x: Any) -> Any:
 def compact_runs(results_dir: str | Path, *, min_age_s: float = 3600.0) -> list[tuple[Path, int, int]]:
     """Gzip each finished run file of ``<results>/runs`` in place: ``X.jsonl`` becomes
     ``X.jsonl.gz`` holding the same bytes (checked by decompressing before the plain file
-    goes), so every reader sees the same rows in a seventh of the space. A file changed in
+    goes), so every reader sees the same rows in about 40% of the space (this repository's 57 MB
+    of run files became 21 MB: per-user statistics compress poorly). A file changed in
     the last ``min_age_s`` seconds may belong to a run still writing (a writer rewrites its
     whole file at each row) and is left alone, as is one whose ``.gz`` already exists.
     Returns (file, bytes before, bytes after) per file compacted."""
