@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(fn=_report)
 
     res = sub.add_parser(
-        "compact", help="gzip finished run files in place (same rows, about 40% of the space)",
+        "compact", help="gzip finished run files in place (same rows, about 40%% of the space)",
         description="Replace each RESULTS/runs/X.jsonl not changed in the last --min-age-h "
         "hours by X.jsonl.gz holding the same bytes (checked before the plain file goes); "
         "every reader (report, claims, check, skip-if-done) reads both forms. Rows are "
