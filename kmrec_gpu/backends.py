@@ -322,3 +322,17 @@ def get_backend(name: str = "auto", *, library: str | None = None) -> Backend:
         return _cupy_backend()
     except ImportError as exc:
         raise BackendUnavailable(f"library {lib!r} is not installed ({exc})") from exc
+
+
+def resolve_backend(backend: str | Backend, library: str | None = None) -> Backend:
+    """An estimator's ``backend`` parameter as a :class:`Backend`: itself, or the one
+    :func:`get_backend` resolves for a name."""
+    if isinstance(backend, Backend):
+        return backend
+    return get_backend(backend, library=library)
+
+
+def check_float_dtype(dtype: str) -> None:
+    """An estimator's ``dtype`` parameter: 'float32' or 'float64'."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")

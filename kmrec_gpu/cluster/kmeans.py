@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from kmrec_gpu import seeding
-from kmrec_gpu.backends import Backend, get_backend
+from kmrec_gpu.backends import Backend, resolve_backend
 from kmrec_gpu.cluster import assign as assign_mod
 from kmrec_gpu.cluster.data import KMeansData, prepare
 
@@ -57,12 +57,6 @@ def _warn_if_fewer_clusters(labels: np.ndarray, k: int) -> None:
         warnings.warn(f"Number of distinct clusters ({found}) found smaller than "
                       f"n_clusters ({k}). Possibly due to duplicate points in X.",
                       ConvergenceWarning, stacklevel=3)
-
-
-def resolve_backend(backend: str | Backend, library: str | None) -> Backend:
-    if isinstance(backend, Backend):
-        return backend
-    return get_backend(backend, library=library)
 
 
 class KMeans:

@@ -84,8 +84,7 @@ def read_table(data: bytes, table: Table, where: str) -> pd.DataFrame:
     first_row = 0
     if table.header is not None:
         first_line = text_data.split("\n", 1)[0].rstrip("\r")
-        got = [h.strip().strip('"') for h in first_line.split(sep)]
-        if got != list(table.header):
+        if not _header_matches(first_line, sep, table):
             raise MalformedInput(
                 f"{where}, line 1: header {first_line!r}; expected "
                 f"{table.sep.join(table.header)!r}"
@@ -127,6 +126,11 @@ def read_table(data: bytes, table: Table, where: str) -> pd.DataFrame:
     return df
 
 
+def _header_matches(line: str, sep: str, table: Table) -> bool:
+    """The file's first line names ``table.header`` (fields trimmed, quotes dropped)."""
+    return [h.strip().strip('"') for h in line.split(sep)] == list(table.header or ())
+
+
 def _plain_numeric(data: bytes, table: Table) -> pd.DataFrame | None:
     """An all-numeric file with a one-byte separator and a good header, read by
     ``kernels.cpu_csv`` when every line is the plain case; else None, and the general
@@ -144,7 +148,7 @@ def _plain_numeric(data: bytes, table: Table) -> pd.DataFrame | None:
             line = data[:end].decode(table.encoding).rstrip("\r")
         except UnicodeDecodeError:
             return None
-        if [h.strip().strip('"') for h in line.split(sep)] != list(table.header):
+        if not _header_matches(line, sep, table):
             return None
         start = min(end + 1, len(data))
     from kernels.cpu_csv import parse_numeric

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from kmrec_gpu import seeding
-from kmrec_gpu.backends import Backend, get_backend
+from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
 from kmrec_gpu.factor.filled import FilledMatrix, fill_matrix
 from kmrec_gpu.factor.impute import dense_impute, scalable_impute
 from kmrec_gpu.factor.lanczos import scalable_svd
@@ -62,10 +62,8 @@ class _FactorModel:
     def _prepare(self, train: Ratings) -> tuple[FilledMatrix, Backend, Any]:
         if self.solver not in self._solvers:
             raise ValueError(f"solver must be one of {self._solvers}, got {self.solver!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        backend = (self.backend if isinstance(self.backend, Backend)
-                   else get_backend(self.backend, library=self.library))
+        check_float_dtype(self.dtype)
+        backend = resolve_backend(self.backend, self.library)
         filled = fill_matrix(train, minmax=self.minmax, dtype=np.dtype(self.dtype))
         rank = self.n_components
         if not 1 <= rank <= min(filled.shape):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from kmrec_gpu.backends import Backend, get_backend
+from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
 from kmrec_gpu.models._recbase import RecommenderMixin, check_k, check_users, top_k
 from kmrec_gpu.ratings import Ratings
 
@@ -36,11 +36,9 @@ class _ItemItem(RecommenderMixin):
         raise NotImplementedError
 
     def fit(self, train: Ratings) -> _ItemItem:
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check_float_dtype(self.dtype)
         self._store_train(train)
-        be = (self.backend if isinstance(self.backend, Backend)
-              else get_backend(self.backend, library=self.library))
+        be = resolve_backend(self.backend, self.library)
         counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
         self.catalog_ = np.flatnonzero(counts > 0)
         x = self.seen_[:, self.catalog_]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from kmrec_gpu.backends import Backend, get_backend
+from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
 from kmrec_gpu.models.baseline import BiasBaseline
 from kmrec_gpu.ratings import Ratings
 
@@ -51,8 +51,7 @@ class KNNBaseline:
             raise ValueError(f"k must be an int >= 1, got {self.k!r}")
         if not self.shrinkage >= 0:
             raise ValueError(f"shrinkage must be >= 0, got {self.shrinkage!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check_float_dtype(self.dtype)
 
     def fit(self, train: Ratings) -> KNNBaseline:
         self._check()
@@ -70,8 +69,7 @@ class KNNBaseline:
         b = m.copy()
         b.data = np.ones_like(b.data)
         sq = m.multiply(m).tocsr()
-        be = (self.backend if isinstance(self.backend, Backend)
-              else get_backend(self.backend, library=self.library))
+        be = resolve_backend(self.backend, self.library)
         xp, dt = be.xp, getattr(be.xp, self.dtype)
         num = be.asarray((m.T @ m).toarray(), dtype=dt)
         sums = be.asarray((sq.T @ b).toarray(), dtype=dt)  # [i, j]: Σ e_ui² over users of both
@@ -100,9 +98,8 @@ class KNNBaseline:
 
 def _similarity(xp: Any, num: Any, sums: Any, count: Any, shrinkage: float) -> Any:
     """The shrunk baseline Pearson correlation from its three Gram matrices."""
-    zero = xp.zeros_like(num)
+    zero, one = xp.zeros_like(num), xp.ones_like(num)
     denom = xp.sqrt(sums * sums.T)
-    corr = xp.where(denom > 0, num / xp.where(denom > 0, denom, zero + 1), zero)
+    corr = xp.where(denom > 0, num / xp.where(denom > 0, denom, one), zero)
     d = count - 1 + shrinkage
-    factor = xp.where(d > 0, (count - 1) / xp.where(d > 0, d, zero + 1), zero)
-    return corr * factor
+    return corr * xp.where(d > 0, (count - 1) / xp.where(d > 0, d, one), zero)

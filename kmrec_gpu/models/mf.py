@@ -69,7 +69,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kmrec_gpu import seeding
-from kmrec_gpu.backends import Backend, get_backend
+from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
 from kmrec_gpu.factor.linalg import sampled_dot, sddmm_path
 from kmrec_gpu.ratings import Ratings
 
@@ -246,9 +246,7 @@ class BiasedMF:
             raise RuntimeError("BiasedMF is not fitted; call fit(train) first")
 
     def _backend(self) -> Backend:
-        if isinstance(self.backend, Backend):
-            return self.backend
-        return get_backend(self.backend, library=self.library)
+        return resolve_backend(self.backend, self.library)
 
     def _validate(self) -> None:
         if int(self.n_factors) != self.n_factors or self.n_factors < 1:
@@ -258,8 +256,7 @@ class BiasedMF:
         if self.reg < 0 or self.reg_bias < 0:
             raise ValueError(f"penalties must be >= 0, got reg={self.reg}, "
                              f"reg_bias={self.reg_bias}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check_float_dtype(self.dtype)
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
         if self.solver not in ("exact", "cd"):
