@@ -160,15 +160,19 @@ class NeuralRegressor:
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
         sparse = [m.weight for m in net.modules() if isinstance(m, nn.Embedding) and m.sparse]
+        # torch's fused step: one pass over each parameter instead of ~10 foreach kernels
+        # (2-3 ms of a batch-1,024 step of the attention network on one CPU thread)
+        fused = next(net.parameters()).device.type in ("cpu", "cuda")
         if not sparse:
-            return cls(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            return cls(net.parameters(), lr=self.lr, weight_decay=self.weight_decay,
+                       fused=fused)
         if self.weight_decay:
             raise ValueError(f"{type(self).__name__}: sparse embeddings are updated by "
                              f"SparseAdam, which has no weight decay; got weight_decay="
                              f"{self.weight_decay} (use sparse=False for decay)")
         ids = {id(p) for p in sparse}
         dense = [p for p in net.parameters() if id(p) not in ids]
-        dense_opt = cls(dense, lr=self.lr)  # raises on a negative lr, as the dense path does
+        dense_opt = cls(dense, lr=self.lr, fused=fused)  # raises on a negative lr, as the dense path does
         # SparseAdam refuses lr=0, which moves nothing anyway
         return SparseDenseAdam(*([torch.optim.SparseAdam(sparse, lr=self.lr)] if self.lr
                                  else []), dense_opt)

@@ -1,0 +1,157 @@
+"""The batch-innermost attention (``neural.attention``) against ``nn.MultiheadAttention``,
+and its numba core against the same core composed from torch ops, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from kmrec_gpu.neural.attention import attend, core
+from kmrec_gpu.neural.nets import AttentionMLP
+
+
+def _mask(n_tok: int, n_b: int, gen: torch.Generator) -> torch.Tensor:
+    absent = torch.rand(n_tok, n_b, generator=gen) < 0.4
+    absent[:2] = False  # the user and movie tokens are always present
+    return absent
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+@pytest.mark.parametrize(("n_tok", "n_b"), [(2, 1), (5, 33), (10, 257)])
+def test_attend_is_multihead_attention(kernel: bool, n_tok: int, n_b: int) -> None:
+    gen = torch.Generator().manual_seed(n_tok * 1000 + n_b)
+    torch.manual_seed(n_b)
+    mha = nn.MultiheadAttention(32, 4, dropout=0.1, batch_first=True).eval()
+    x = torch.randn(n_tok, n_b, 32, generator=gen)
+    absent = _mask(n_tok, n_b, gen)
+    xb = x.transpose(0, 1)
+    ref, _ = mha(xb, xb, xb, key_padding_mask=absent.T, need_weights=False)
+    with torch.no_grad():
+        got = attend(mha, x, absent, kernel=kernel)
+    torch.testing.assert_close(got, ref.transpose(0, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_attend_float64_takes_the_torch_path() -> None:
+    torch.manual_seed(1)
+    mha = nn.MultiheadAttention(16, 2, batch_first=True).double().eval()
+    x = torch.randn(4, 9, 16, dtype=torch.float64)
+    absent = torch.zeros(4, 9, dtype=torch.bool)
+    absent[3, ::2] = True
+    xb = x.transpose(0, 1)
+    ref, _ = mha(xb, xb, xb, key_padding_mask=absent.T, need_weights=False)
+    torch.testing.assert_close(attend(mha, x, absent), ref.transpose(0, 1), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize(("heads", "width", "n_tok", "n_b"), [(4, 8, 10, 129), (2, 3, 3, 7)])
+def test_kernel_core_matches_torch_core_values_and_gradients(
+        dropout: bool, heads: int, width: int, n_tok: int, n_b: int) -> None:
+    gen = torch.Generator().manual_seed(heads * 100 + n_tok)
+    qkv = torch.randn(3, heads, width, n_tok, n_b, generator=gen)
+    absent = _mask(n_tok, n_b, gen)
+    keep = None
+    if dropout:
+        keep = (torch.rand(heads, n_tok, n_tok, n_b, generator=gen) >= 0.3).float() / 0.7
+    upstream = torch.randn(heads, width, n_tok, n_b, generator=gen)
+    outs, grads = [], []
+    for kernel in (True, False):
+        leaf = qkv.clone().requires_grad_(True)
+        out = core(leaf, absent, keep, width ** -0.5, kernel=kernel)
+        (out * upstream).sum().backward()
+        outs.append(out.detach())
+        grads.append(leaf.grad)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def test_torch_core_gradients_pass_gradcheck() -> None:
+    gen = torch.Generator().manual_seed(3)
+    qkv = torch.randn(3, 2, 3, 4, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    absent = torch.zeros(4, 5, dtype=torch.bool)
+    absent[3, 1:] = True
+    keep = (torch.rand(2, 4, 4, 5, generator=gen, dtype=torch.float64) > 0.2) / 0.8
+    assert torch.autograd.gradcheck(lambda t: core(t, absent, keep.double(), 0.5), (qkv,))
+
+
+def test_masked_keys_get_no_weight_and_no_gradient() -> None:
+    gen = torch.Generator().manual_seed(4)
+    qkv = torch.randn(3, 4, 8, 6, 50, generator=gen, requires_grad=True)
+    absent = _mask(6, 50, gen)
+    out = core(qkv, absent, None, 8 ** -0.5, kernel=True)
+    out.sum().backward()
+    grad_keys = qkv.grad[1:].abs().sum(dim=(0, 1, 2))  # keys and values, per (token, row)
+    assert bool((grad_keys[absent] == 0).all())
+    assert bool((grad_keys[~absent] > 0).all())
+    # moving an absent key's value moves nothing
+    moved = qkv.detach().clone()
+    moved[2][:, :, absent] += 100.0
+    torch.testing.assert_close(core(moved, absent, None, 8 ** -0.5, kernel=True), out.detach())
+
+
+def test_dropout_is_drawn_from_the_torch_seed_and_off_in_eval() -> None:
+    torch.manual_seed(5)
+    mha = nn.MultiheadAttention(32, 4, dropout=0.5)
+    x = torch.randn(6, 40, 32)
+    absent = torch.zeros(6, 40, dtype=torch.bool)
+    torch.manual_seed(7)
+    a = attend(mha, x, absent)
+    torch.manual_seed(7)
+    b = attend(mha, x, absent)
+    c = attend(mha, x, absent)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(b, c)
+    mha.eval()
+    torch.testing.assert_close(attend(mha, x, absent), attend(mha, x, absent))
+
+
+def _reference_forward(net: AttentionMLP, users: torch.Tensor, items: torch.Tensor,
+                       genres: torch.Tensor) -> torch.Tensor:
+    """The network as first written: batch-first tokens through ``nn.MultiheadAttention``."""
+    b = users.shape[0]
+    pu, qi = net.user(users), net.item(items)
+    present = genres > 0
+    k = int(present.sum(1).max())
+    order = torch.argsort((~present).to(torch.uint8), dim=1, stable=True)[:, :k]
+    g = (net.genre + net.kind[2])[order]
+    x = torch.cat([(pu + net.kind[0]).unsqueeze(1), (qi + net.kind[1]).unsqueeze(1), g], 1)
+    absent = torch.cat([present.new_zeros(b, 2), ~torch.gather(present, 1, order)], 1)
+    h, _ = net.attn(x, x, x, key_padding_mask=absent, need_weights=False)
+    h = net.norm(x + h)
+    score = net.pool(h).squeeze(-1).masked_fill(absent, float("-inf"))
+    pooled = (torch.softmax(score, 1).unsqueeze(-1) * h).sum(1)
+    return net.mlp(torch.cat([pooled, pu, qi], 1)).squeeze(-1) + net.offset
+
+
+def test_attention_mlp_is_the_multihead_attention_network() -> None:
+    torch.manual_seed(0)
+    net = AttentionMLP(30, 50, 12).eval()
+    gen = torch.Generator().manual_seed(1)
+    users = torch.randint(0, 31, (300,), generator=gen)  # code 30: the padding row
+    items = torch.randint(0, 51, (300,), generator=gen)
+    genres = (torch.rand(300, 12, generator=gen) < 0.25).float()
+    genres[0] = 0  # a movie with no genre: only the user and movie tokens
+    with torch.no_grad():
+        torch.testing.assert_close(net(users, items, genres),
+                                   _reference_forward(net, users, items, genres),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_keeps_the_expected_weight() -> None:
+    """Values of 1 everywhere: each output is the sum of the kept weights, whose mean
+    must stay 1 under dropout (inverted scaling), as in ``nn.MultiheadAttention``."""
+    torch.manual_seed(6)
+    mha = nn.MultiheadAttention(8, 2, dropout=0.5)
+    with torch.no_grad():
+        mha.in_proj_weight[16:] = 0.0
+        mha.in_proj_bias[16:] = 1.0
+        mha.out_proj.weight.copy_(torch.eye(8))
+        mha.out_proj.bias.zero_()
+    x = torch.randn(5, 4000, 8)
+    absent = torch.zeros(5, 4000, dtype=torch.bool)
+    for kernel in (True, False):
+        with torch.no_grad():
+            out = attend(mha, x, absent, kernel=kernel)
+        assert abs(float(out.mean()) - 1.0) < 0.02
+        assert float(out.std()) > 0.2  # dropout did act
