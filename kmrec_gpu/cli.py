@@ -1,5 +1,6 @@
 """``kmrec``: datasets (list, info, verify), the baselines shorthand (``kmrec run``), the accuracy
-regression check (``kmrec check``) and the report (``kmrec report``)."""
+regression check (``kmrec check``), the report (``kmrec report``), compaction of run files
+(``kmrec compact``) and a tuned model's choice as a model option (``kmrec tuned``)."""
 
 from __future__ import annotations
 
@@ -142,6 +143,25 @@ def _compact(args) -> int:
     return 0
 
 
+def _tuned(args) -> int:
+    from pathlib import Path
+
+    from kmrec_gpu.harness.tuned import export
+
+    path = export(args.model, dataset=args.dataset, seed=args.seed, name=args.name,
+                  results=Path(args.results), split=args.split,
+                  out_dir=Path(args.out_dir) if args.out_dir else None)
+    print(path.read_text(encoding="utf-8"), end="")
+    from kmrec_gpu.harness.spec import conf_dir
+
+    if path.parent.resolve() == (conf_dir() / "model").resolve():
+        print(f"wrote {path}; run it with: kmrec-bench model={args.name} dataset=...")
+    else:
+        print(f"wrote {path}; kmrec-bench finds model options in {conf_dir() / 'model'} "
+              "(or KMREC_BENCH_CONF's model/): copy it there to run it")
+    return 0
+
+
 def _report(args) -> int:
     from kmrec_gpu.report import build_report
 
@@ -163,6 +183,7 @@ EXAMPLES = """examples:
   kmrec check [--only 'svd@*'] [--update]                           accuracy regression check
   kmrec claims run [--only 001]                                     the claims' cells
   kmrec report [--html]                                             REPORT.md, or the page
+  kmrec tuned tuned_ease --dataset ml-100k --name ease_ml100k       a search's choice as an option
 (benchmark cells, grids and sweeps: kmrec-bench --help)"""
 
 
@@ -328,6 +349,26 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--min-age-h", type=float, default=1.0,
                      help="leave files changed more recently than this (default 1 hour)")
     res.set_defaults(fn=_compact)
+
+    tun = sub.add_parser(
+        "tuned", help="write a tuned model's chosen configuration as a model option",
+        description="From the newest fit row of a search option (e.g. tuned_ease) on "
+        "DATASET at SEED, write bench/conf/model/NAME.yaml: the searched estimator with its "
+        "fixed parameters and the values the search chose, the search's task, backends, "
+        "peers and limits, and a header naming the row. `kmrec-bench model=NAME` then fits "
+        "that configuration without searching; on the same cell its metrics are the tuned "
+        "cell's. An existing option is never overwritten. Exit 2 when no row fits.")
+    tun.add_argument("model", help="the search option whose row to export (e.g. tuned_ease)")
+    tun.add_argument("--dataset", required=True, help="the dataset the search ran on")
+    tun.add_argument("--seed", type=int, default=0, help="the cell's seed (default 0)")
+    tun.add_argument("--split", default=None,
+                     help="the split method, when the search ran on several")
+    tun.add_argument("--name", required=True, help="the new model option's name")
+    tun.add_argument("--results", default="results", help="results folder (default results)")
+    tun.add_argument("--out-dir", default=None,
+                     help="folder for NAME.yaml (default the model config group, "
+                     "bench/conf/model)")
+    tun.set_defaults(fn=_tuned)
     return p
 
 
