@@ -122,7 +122,8 @@ def _claims(args) -> int:
         fig = (f"{held['value']:.4f} [{held['ci_low']:.4f}, {held['ci_high']:.4f}]"
                if held else "no held-out figure")
         print(f"{c['id']}: {c['verdict']} (claimed {c['claimed']}; held out {fig}; "
-              f"conclusion holds: {c['conclusion_holds']})")
+              f"conclusion holds: {c['conclusion_holds']}; against tuned baselines: "
+              f"{c['tuned_holds']})")
     print(f"claims written to {path}")
     if args.readme:
         from kmrec_gpu.claims.render import update_readme

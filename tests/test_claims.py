@@ -161,6 +161,10 @@ def raw_protocol(**kw):
     ({"conclusion_test": {"models": ["svd"], "versus": ["global_mean"], "better": "lower"}},
      "no held-out figure"),
     ({"surprise": 1}, "unknown keys"),
+    ({"tuned_test": {"models": ["bias_baseline"], "versus": ["global_mean"],
+                     "better": "lower"}}, "'global_mean' is not a tuned model"),
+    ({"tuned_test": {"models": ["bias_baseline"], "versus": ["tuned_biased_mf"],
+                     "better": "lower"}}, "no held-out figure"),
     ({"declared": {"maybe": "x"}}, "declared must be"),
     # a YAML `true` is an int to Python: it must not pass as seed 1 or as a margin of 1
     ({"seeds": [0, 1, 2, 3, True]}, "non-negative ints"),
@@ -244,6 +248,26 @@ def test_claims_are_rebuilt_from_rows_only_and_identically(stored, tmp_path):
     assert "kmrec claims run --only t" in c["evidence"]
 
 
+def test_the_tuned_test_is_judged_like_the_conclusion(stored, tmp_path, monkeypatch):
+    import kmrec_gpu.claims.protocol as protocol
+
+    root, _ = stored
+    test = {"models": ["bias_baseline"], "versus": ["global_mean"], "better": "lower"}
+    # global_mean stands in for a tuned model: the rule is the one paired comparison
+    monkeypatch.setattr(protocol, "_is_search", lambda m: m == "global_mean")
+    p = parse(raw_protocol(tuned_test=test), "t.yaml")
+    _, (c,) = claims_build.build_claims(root, tmp_path / "c.json", protocols=[p])
+    assert c["tuned_evidence"] == c["conclusion_evidence"]
+    assert c["tuned_holds"] is c["conclusion_holds"]
+    flipped = parse(raw_protocol(tuned_test={**test, "better": "higher"}), "t.yaml")
+    _, (f,) = claims_build.build_claims(root, tmp_path / "c.json", protocols=[flipped])
+    assert {e["side"] for e in f["tuned_evidence"]} <= {"worse", "either"}
+    assert f["tuned_holds"] is not True
+    _, (none,) = claims_build.build_claims(root, tmp_path / "c.json",
+                                          protocols=[parse(raw_protocol(), "t.yaml")])
+    assert none["tuned_holds"] is None and none["tuned_evidence"] == []
+
+
 def test_editing_one_stored_row_moves_the_figure_and_the_verdict(stored, tmp_path):
     import shutil
 
@@ -289,7 +313,8 @@ def test_a_figure_outside_the_claimed_metric_is_not_held_out():
          "claimed": 5, "claimed_all": {}, "margin": 0, "margin_reason": "r",
          "held_out": fig, "as_published": None, "figures": [], "comparison": [],
          "verdict": "inconclusive", "verdict_note": "n", "conclusion": None,
-         "conclusion_holds": None, "conclusion_evidence": [], "context": [],
+         "conclusion_holds": None, "conclusion_evidence": [], "tuned_holds": None,
+         "tuned_evidence": [], "context": [],
          "protocol": "p", "bootstrap": {}, "evidence": ["e"]}
     with pytest.raises(SchemaError, match="belongs in context"):
         validate_claim(c)

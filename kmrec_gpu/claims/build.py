@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kmrec_gpu.claims.protocol import Cell, Entry, Protocol, load_protocols
+from kmrec_gpu.claims.protocol import Cell, ConclusionTest, Entry, Protocol, load_protocols
 from kmrec_gpu.claims.record import validate_claims, write_claims
 from kmrec_gpu.claims.run import cell_keys
 from kmrec_gpu.claims.verdict import conclusion_holds, difference_side, figure_verdict
@@ -122,8 +122,8 @@ def _figure(e: Entry, rows: _Rows, p: Protocol, judge: bool = False) -> dict[str
     return out
 
 
-def _conclusion(p: Protocol, rows: _Rows) -> tuple[bool | None, list[dict]]:
-    t = p.conclusion_test
+def _conclusion(p: Protocol, rows: _Rows, t: ConclusionTest | None
+                ) -> tuple[bool | None, list[dict]]:
     if t is None:
         return None, []
     evidence, sides = [], []
@@ -169,7 +169,8 @@ def build_claim(p: Protocol, stored: dict[str, Stored]) -> dict[str, Any]:
     held = next((f for f in figures if f["kind"] == "held-out" and f["metric"] == p.metric),
                 None)
     published = next((f for f in figures if f["kind"] == "as-published"), None)
-    holds, evidence = _conclusion(p, rows)
+    holds, evidence = _conclusion(p, rows, p.conclusion_test)
+    tuned_holds, tuned_evidence = _conclusion(p, rows, p.tuned_test)
     comparison = [_figure(e, rows, p) for e in p.comparison]
     context = [_figure(e, rows, p) for e in p.context]
     return {
@@ -179,7 +180,8 @@ def build_claim(p: Protocol, stored: dict[str, Stored]) -> dict[str, Any]:
         "held_out": held, "as_published": published, "figures": figures,
         "comparison": comparison, "verdict": verdict, "verdict_note": _verdict_note(p, figures),
         "conclusion": p.conclusion, "conclusion_holds": holds,
-        "conclusion_evidence": evidence, "context": context, "protocol": p.protocol,
+        "conclusion_evidence": evidence, "tuned_holds": tuned_holds,
+        "tuned_evidence": tuned_evidence, "context": context, "protocol": p.protocol,
         "bootstrap": {"unit": "user", "n_resamples": N_RESAMPLES, "seed": BOOTSTRAP_SEED,
                       "confidence": 0.95},
         "evidence": sorted(rows.used) + [f"kmrec claims run --only {p.id}",

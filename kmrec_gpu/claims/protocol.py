@@ -22,7 +22,7 @@ DECLARED = {"unsupported": "unsupported", "no_claim": "no claim"}
 MIN_HELD_OUT_SEEDS = 5
 _TOP = {"id", "document", "statement", "metric", "unit", "claimed", "claimed_all", "margin",
         "margin_reason", "declared", "dataset", "split", "seeds", "figures", "comparison",
-        "conclusion", "conclusion_test", "context", "protocol"}
+        "conclusion", "conclusion_test", "tuned_test", "context", "protocol"}
 _ENTRY = {"model", "kind", "dataset", "split", "seeds", "metric", "low", "high", "note"}
 
 
@@ -89,6 +89,7 @@ class Protocol:
     conclusion: str | None
     conclusion_test: ConclusionTest | None
     protocol: str
+    tuned_test: ConclusionTest | None = None  # the conclusion against tuned baselines
     claimed_all: dict[str, float] = field(default_factory=dict)
     declared: tuple[str, str] | None = None  # (verdict, reason) for unsupported / no claim
 
@@ -199,21 +200,13 @@ def parse(raw: Any, where: str) -> Protocol:
                                 "margin and margin_reason")
         if not any(f.kind in ("held-out", "probe") for f in figures):
             raise ProtocolError(f"{where}: needs a held-out or probe figure for its verdict")
-    ct = raw.get("conclusion_test")
-    test = None
-    if ct is not None:
-        w = f"{where} conclusion_test"
-        test = ConclusionTest(tuple(_need(ct, "models", list, w)), tuple(_need(ct, "versus", list, w)),
-                              _need(ct, "better", str, w), ct.get("metric", raw["metric"]),
-                              ct.get("dataset", raw["dataset"]), ct.get("split", raw["split"]))
-        if test.better not in ("lower", "higher"):
-            raise ProtocolError(f"{w}: better must be lower or higher, got {test.better!r}")
-        held = {e.model for e in (*figures, *comparison, *context) if e.kind == "held-out"
-                and (e.dataset, e.split) == (test.dataset, test.split)}
-        for m in (*test.models, *test.versus):
-            if m not in held:
-                raise ProtocolError(f"{w}: {m!r} has no held-out figure, comparison or "
-                                    f"context entry on {test.dataset}/{test.split}")
+    test = _conclusion_test(raw, "conclusion_test", where, figures, comparison, context)
+    tuned = _conclusion_test(raw, "tuned_test", where, figures, comparison, context)
+    if tuned is not None:
+        for m in tuned.versus:
+            if not _is_search(m):
+                raise ProtocolError(f"{where} tuned_test: {m!r} is not a tuned model (a "
+                                    "ValidatedSearch option such as tuned_biased_mf)")
     claimed_all = raw.get("claimed_all") or {}
     return Protocol(
         id=raw["id"], document=raw["document"], statement=raw["statement"].strip(),
@@ -222,9 +215,36 @@ def parse(raw: Any, where: str) -> Protocol:
         dataset=raw["dataset"], split=raw["split"], seeds=tuple(raw["seeds"]),
         figures=figures, comparison=comparison, context=context,
         conclusion=(raw.get("conclusion") or "").strip() or None, conclusion_test=test,
-        protocol=raw["protocol"].strip(),
+        protocol=raw["protocol"].strip(), tuned_test=tuned,
         claimed_all={str(k): _num(v, where, f"claimed_all.{k}") for k, v in claimed_all.items()},
         declared=declared)
+
+
+def _conclusion_test(raw: dict, key: str, where: str, *entries: tuple[Entry, ...]
+                     ) -> ConclusionTest | None:
+    ct = raw.get(key)
+    if ct is None:
+        return None
+    w = f"{where} {key}"
+    test = ConclusionTest(tuple(_need(ct, "models", list, w)), tuple(_need(ct, "versus", list, w)),
+                          _need(ct, "better", str, w), ct.get("metric", raw["metric"]),
+                          ct.get("dataset", raw["dataset"]), ct.get("split", raw["split"]))
+    if test.better not in ("lower", "higher"):
+        raise ProtocolError(f"{w}: better must be lower or higher, got {test.better!r}")
+    held = {e.model for group in entries for e in group if e.kind == "held-out"
+            and (e.dataset, e.split) == (test.dataset, test.split)}
+    for m in (*test.models, *test.versus):
+        if m not in held:
+            raise ProtocolError(f"{w}: {m!r} has no held-out figure, comparison or "
+                                f"context entry on {test.dataset}/{test.split}")
+    return test
+
+
+def _is_search(model: str) -> bool:
+    from kmrec_gpu.harness.spec import load_option
+
+    return str(load_option("model", model).estimator.get("_target_", "")).endswith(
+        ".ValidatedSearch")
 
 
 def claim_dir() -> Path:

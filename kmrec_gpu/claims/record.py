@@ -14,7 +14,8 @@ from kmrec_gpu.results import write_atomic
 
 KEYS = ("id", "source", "statement", "metric", "unit", "claimed", "claimed_all", "margin",
         "margin_reason", "held_out", "as_published", "figures", "comparison", "verdict",
-        "verdict_note", "conclusion", "conclusion_holds", "conclusion_evidence", "context",
+        "verdict_note", "conclusion", "conclusion_holds", "conclusion_evidence", "tuned_holds",
+        "tuned_evidence", "context",
         "protocol", "bootstrap", "evidence")
 FIGURE_KEYS = ("metric", "value", "ci_low", "ci_high", "model", "dataset", "note")
 
@@ -71,10 +72,14 @@ def validate_claim(c: Any, where: str = "claim") -> dict:
             raise SchemaError(f"{where}: {k} must be a list")
         for i, f in enumerate(c[k]):
             _figure(f, f"{where} {k}[{i}]")
-    if c["conclusion_holds"] not in (True, False, None):
-        raise SchemaError(f"{where}: conclusion_holds must be true, false or null")
-    if c["conclusion_holds"] is not None and not c["conclusion_evidence"]:
-        raise SchemaError(f"{where}: conclusion_holds needs conclusion_evidence")
+    for holds, evidence in (("conclusion_holds", "conclusion_evidence"),
+                            ("tuned_holds", "tuned_evidence")):
+        if c[holds] not in (True, False, None):
+            raise SchemaError(f"{where}: {holds} must be true, false or null")
+        if not isinstance(c[evidence], list):
+            raise SchemaError(f"{where}: {evidence} must be a list")
+        if c[holds] is not None and not c[evidence]:
+            raise SchemaError(f"{where}: {holds} needs {evidence}")
     ev = c["evidence"]
     if not isinstance(ev, list) or not all(isinstance(e, str) for e in ev):
         raise SchemaError(f"{where}: evidence must be a list of strings (files, commands)")

@@ -43,9 +43,20 @@ def _claimed(c: dict) -> str:
     return text
 
 
-def _holds(c: dict) -> str:
-    return {True: "holds", False: "fails", None: fmt.MISSING if not c["conclusion_evidence"]
-            else "undecided"}[c["conclusion_holds"]]
+def _holds(c: dict, key: str = "conclusion") -> str:
+    holds, evidence = (("conclusion_holds", "conclusion_evidence") if key == "conclusion"
+                       else ("tuned_holds", "tuned_evidence"))
+    return {True: "holds", False: "fails", None: fmt.MISSING if not c[evidence]
+            else "undecided"}[c[holds]]
+
+
+def _evidence_table(evidence: list[dict]) -> str:
+    return fmt.table(
+        ["model", "versus", "metric", "dataset/split", "difference [paired interval]",
+         "per seed", "side"],
+        [[e["model"], e["versus"], e["metric"], f"{e['dataset']}/{e['split']}",
+          f"{e['difference']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]",
+          ", ".join(f"{v:+.4f}" for v in e["per_seed"]), e["side"]] for e in evidence])
 
 
 def summary_table(claims: list[dict]) -> str:
@@ -54,10 +65,11 @@ def summary_table(claims: list[dict]) -> str:
         probe = next((f for f in c["figures"] if f["kind"] == "probe"), None)
         rows.append([c["id"], f"{c['metric']} ({c['unit']})", _claimed(c),
                      figure(c["as_published"]), figure(c["held_out"]), figure(probe),
-                     f"**{c['verdict']}**", _holds(c)])
+                     f"**{c['verdict']}**", _holds(c), _holds(c, "tuned")])
     return fmt.table(["claim", "metric (unit)", "claimed ± margin", "as published",
                       "held out [95% user-bootstrap interval]",
-                      "probe [range over seeds or releases]", "verdict", "conclusion"], rows)
+                      "probe [range over seeds or releases]", "verdict", "conclusion",
+                      "conclusion against tuned baselines"], rows)
 
 
 def _figures_table(figs: list[dict]) -> str:
@@ -79,13 +91,11 @@ def details(c: dict) -> str:
     if c["conclusion"]:
         parts.append(f"Conclusion: {c['conclusion']} — **{_holds(c)}**.")
     if c["conclusion_evidence"]:
-        parts.append(fmt.table(
-            ["model", "versus", "metric", "dataset/split", "difference [paired interval]",
-             "per seed", "side"],
-            [[e["model"], e["versus"], e["metric"], f"{e['dataset']}/{e['split']}",
-              f"{e['difference']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]",
-              ", ".join(f"{v:+.4f}" for v in e["per_seed"]), e["side"]]
-             for e in c["conclusion_evidence"]]))
+        parts.append(_evidence_table(c["conclusion_evidence"]))
+    if c["tuned_evidence"]:
+        parts.append("Against tuned baselines (each searched on a validation split of train "
+                     f"under its declared budget) — **{_holds(c, 'tuned')}**:\n\n"
+                     + _evidence_table(c["tuned_evidence"]))
     if c["comparison"]:
         parts.append("Comparison models on the same splits:\n\n"
                      + _figures_table(c["comparison"]))
