@@ -41,3 +41,15 @@ def test_lines_of_few_splits_variants_and_other_libraries_stay_out():
     f[("ml-latest-small", "a", "torch", "", "temporal test_fraction=0.1")] = line(0.9)
     f[("ml-latest-small", "b", "numpy", "as published", "temporal test_fraction=0.1")] = line(0.8)
     assert section(f).startswith("No dataset has two split protocols")
+
+
+def test_a_higher_is_better_metric_ranks_from_the_top():
+    text = section(figures({
+        "per_user fraction=0.1 min_train=1": {"kmeans": 0.18, "ease": 0.29, "pop": 0.16},
+        "temporal test_fraction=0.1": {"kmeans": 0.05, "ease": 0.04, "pop": 0.03},
+    }), metric="ndcg@10", higher=True)
+    assert text.startswith("Pooled held-out ndcg@10 (higher is better)")
+    assert "| ease | 0.29 (1) | 0.04 (2) |" in text
+    assert "| pop | 0.16 (3) | 0.03 (3) |" in text
+    assert "ease / kmeans under temporal test_fraction=0.1 (0.04 against 0.05" in text
+    assert "pop" not in text.split("Order changes:")[1]

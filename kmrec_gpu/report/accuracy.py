@@ -301,18 +301,39 @@ def _rank_key(metric: str) -> tuple[int, str]:
     return (_RANK_ORDER.index(base) if base in _RANK_ORDER else len(_RANK_ORDER), metric)
 
 
-def ranking_table(rows: list[dict]) -> str:
-    acc = [r for r in rows if is_accuracy_row(r) and any(RANKING.match(k) for k in r["metrics"])]
+def _ranking_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if is_accuracy_row(r) and any(RANKING.match(k) for k in r["metrics"])]
+
+
+def _ranking_metrics(acc: list[dict]) -> list[str]:
+    return sorted({k for r in acc for k in r["metrics"] if RANKING.match(k)}, key=_rank_key)
+
+
+def ranking_figures(rows: list[dict]) -> tuple[str | None, dict[tuple, tuple[list[dict], dict | None, float | None]]]:
+    """The ranking table's nDCG@k (its first ``ndcg@`` metric) and, per line (dataset,
+    model, library, variant, protocol), its rows, their pooled value with its user
+    bootstrap interval and the figure shown, as :func:`rating_figures` does for RMSE."""
+    acc = _ranking_rows(rows)
+    ndcg = next((m for m in _ranking_metrics(acc) if m.startswith("ndcg@")), None)
+    out = {}
+    for key, rs in _groups(acc).items():
+        pool = pooled(rs, ndcg) if ndcg else None
+        out[key] = (rs, pool, pool["value"] if pool else _mean(rs, ndcg) if ndcg else None)
+    return ndcg, out
+
+
+def ranking_table(rows: list[dict], figures: tuple | None = None) -> str:
+    acc = _ranking_rows(rows)
     if not acc:
         return "No stored rows carry held-out ranking metrics."
-    metrics = sorted({k for r in acc for k in r["metrics"] if RANKING.match(k)}, key=_rank_key)
+    metrics = _ranking_metrics(acc)
     if any("catalog_coverage" in r["metrics"] for r in acc):
         metrics.append("catalog_coverage")
     out = []
-    groups = _groups(acc)
-    ndcg = next((m for m in metrics if m.startswith("ndcg@")), None)
-    for (ds, model, lib, var, proto), rs in sorted(groups.items()):
-        pool = pooled(rs, ndcg) if ndcg else None
+    ndcg, figs = ranking_figures(rows) if figures is None else figures
+    groups = {key: rs for key, (rs, _, _) in figs.items()}
+    for (ds, model, lib, var, proto), (rs, pool, _value) in sorted(figs.items(),
+                                                                   key=lambda kv: kv[0]):
         base = _base(groups, ds, BASELINE["ranking"], proto)
         diff = (paired(rs, base, ndcg) if ndcg and base and model != BASELINE["ranking"]
                 else None)

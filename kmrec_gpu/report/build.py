@@ -316,6 +316,7 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
     inp = load_inputs(root)
     every = inp.runs + inp.factor + inp.kmeans
     rmse = accuracy.rating_figures(inp.runs)  # the user bootstraps, once for both tables
+    ranking = accuracy.ranking_figures(inp.runs)
     sections = [
         _header(inp, figs),
         "## Summary\n\n" + summary.section(inp.claims, inp.runs, rmse),
@@ -328,8 +329,9 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
         "included, reproduced for comparison: it is not a held-out figure."
         + accuracy.nan_note(inp.runs),
         "### Rating prediction\n\n" + accuracy.rating_table(inp.runs, rmse),
-        "### Top-k recommendation\n\n" + accuracy.ranking_table(inp.runs),
-        "### Split sensitivity\n\n" + sensitivity.section(rmse),
+        "### Top-k recommendation\n\n" + accuracy.ranking_table(inp.runs, ranking),
+        "### Split sensitivity\n\n" + sensitivity.section(rmse) + "\n\n"
+        + sensitivity.section(ranking[1], metric=ranking[0] or "nDCG", higher=True),
         "### Published anchors\n\n" + accuracy.anchors_section(inp.runs),
         "## Scale\n\n" + _scale_section(inp, figs),
         "## CPU vs GPU\n\n" + tables.comparison_section(every),

@@ -1,11 +1,11 @@
-"""Split sensitivity: does the order of the rating models hold from one split protocol to
+"""Split sensitivity: does the order of the models hold from one split protocol to
 another (Rendle et al. 2019, Ferrari Dacrema et al. 2019)?
 
-Per dataset, the held-out lines of the rating table (NumPy, no variant) with at least
-:data:`MIN_SPLITS` splits each, for the protocols that share at least two models: each
-model's pooled RMSE and its rank under every protocol, then every pair of models whose
-order under some protocol is the reverse of its order under the first (the most common
-protocol), with both figures. ``kmrec-bench -m sweep=split_sensitivity seed=0,1,2,3,4``
+Per dataset, the held-out lines of the rating table (pooled RMSE) or of the top-k table
+(pooled nDCG@k), NumPy, no variant, with at least :data:`MIN_SPLITS` splits each, for the
+protocols that share at least two models: each model's figure and its rank under every
+protocol, then every pair of models whose order under some protocol is the reverse of its
+order under the first (the most common protocol), with both figures. ``kmrec-bench -m sweep=split_sensitivity seed=0,1,2,3,4``
 makes the rows.
 """
 
@@ -20,8 +20,9 @@ MIN_SPLITS = 5  # seeds or folds behind a line: fewer is one draw, not a protoco
 NOT_HELD_OUT = ("all", "seed000_published", "seed004_published")
 
 
-def section(figures: dict) -> str:
-    """``figures``: :func:`kmrec_gpu.report.accuracy.rating_figures`' lines."""
+def section(figures: dict, *, metric: str = "RMSE", higher: bool = False) -> str:
+    """``figures``: :func:`kmrec_gpu.report.accuracy.rating_figures`' lines (or
+    ``ranking_figures``', with ``metric`` its nDCG@k and ``higher`` True)."""
     by_ds: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for (ds, model, library, variant, proto), (rows, _pool, value) in figures.items():
         if (variant or library != "numpy" or value is None or len(rows) < MIN_SPLITS
@@ -43,18 +44,22 @@ def section(figures: dict) -> str:
                 kept.append(p)
         if len(kept) < 2 or len(common) < 2:
             continue
-        parts.append(_table(ds, kept, sorted(common), protos))
+        parts.append(_table(ds, kept, sorted(common), protos, higher))
     if not parts:
-        return ("No dataset has two split protocols with five or more splits of the same "
-                "rating models yet (`kmrec-bench -m sweep=split_sensitivity "
+        return (f"No dataset has two split protocols with five or more splits of the same "
+                f"models scored by {metric} yet (`kmrec-bench -m sweep=split_sensitivity "
                 "seed=0,1,2,3,4 threads=1 timing.warmup=0 timing.repeats=1`).")
-    return ("Pooled held-out RMSE (lower is better) and rank per split protocol, over at "
-            f"least {MIN_SPLITS} splits each; then the pairs of models whose order changes "
-            "from the first protocol's.\n\n" + "\n\n".join(parts))
+    return (f"Pooled held-out {metric} ({'higher' if higher else 'lower'} is better) and "
+            f"rank per split protocol, over at least {MIN_SPLITS} splits each; then the "
+            "pairs of models whose order changes from the first protocol's.\n\n"
+            + "\n\n".join(parts))
 
 
-def _table(ds: str, protos: list[str], models: list[str], values: dict) -> str:
-    ranks = {p: {m: i + 1 for i, m in enumerate(sorted(models, key=lambda m: values[p][m]))}
+def _table(ds: str, protos: list[str], models: list[str], values: dict,
+           higher: bool = False) -> str:
+    sign = -1.0 if higher else 1.0
+    ranks = {p: {m: i + 1 for i, m in enumerate(sorted(models,
+                                                       key=lambda m: sign * values[p][m]))}
              for p in protos}
     head = "| model | " + " | ".join(protos) + " |"
     sep = "|---|" + "---|" * len(protos)
