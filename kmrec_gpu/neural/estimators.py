@@ -172,7 +172,8 @@ class NeuralRegressor:
                              f"{self.weight_decay} (use sparse=False for decay)")
         ids = {id(p) for p in sparse}
         dense = [p for p in net.parameters() if id(p) not in ids]
-        dense_opt = cls(dense, lr=self.lr, fused=fused)  # raises on a negative lr, as the dense path does
+        # raises on a negative lr, as the dense path does
+        dense_opt = cls(dense, lr=self.lr, fused=fused)
         # SparseAdam refuses lr=0, which moves nothing anyway
         return SparseDenseAdam(*([torch.optim.SparseAdam(sparse, lr=self.lr)] if self.lr
                                  else []), dense_opt)

@@ -309,7 +309,10 @@ def _ranking_metrics(acc: list[dict]) -> list[str]:
     return sorted({k for r in acc for k in r["metrics"] if RANKING.match(k)}, key=_rank_key)
 
 
-def ranking_figures(rows: list[dict]) -> tuple[str | None, dict[tuple, tuple[list[dict], dict | None, float | None]]]:
+Figures = dict[tuple, tuple[list[dict], dict | None, float | None]]
+
+
+def ranking_figures(rows: list[dict]) -> tuple[str | None, Figures]:
     """The ranking table's nDCG@k (its first ``ndcg@`` metric) and, per line (dataset,
     model, library, variant, protocol), its rows, their pooled value with its user
     bootstrap interval and the figure shown, as :func:`rating_figures` does for RMSE."""

@@ -5,8 +5,8 @@ Per dataset, the held-out lines of the rating table (pooled RMSE) or of the top-
 (pooled nDCG@k), NumPy, no variant, with at least :data:`MIN_SPLITS` splits each, for the
 protocols that share at least two models: each model's figure and its rank under every
 protocol, then every pair of models whose order under some protocol is the reverse of its
-order under the first (the most common protocol), with both figures. ``kmrec-bench -m sweep=split_sensitivity seed=0,1,2,3,4``
-makes the rows.
+order under the first (the most common protocol), with both figures.
+``kmrec-bench -m sweep=split_sensitivity seed=0,1,2,3,4`` makes the rows.
 """
 
 from __future__ import annotations
