@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kmrec_gpu.errors import KmrecError, MalformedInput
-from kmrec_gpu.report import accuracy, coverage, elbow, fmt, sensitivity, summary, tables
+from kmrec_gpu.report import (accuracy, coverage, elbow, fmt, sensitivity, summary, tables,
+                              tuning)
 from kmrec_gpu.report.labels import label, plain
 from kmrec_gpu.report.load import Inputs, load_inputs, stamp, when
 from kmrec_gpu.report.plots import Line, Panel, draw
@@ -332,6 +333,8 @@ def build_report(results_dir: str | Path = "results", out: str | Path | None = N
         "### Top-k recommendation\n\n" + accuracy.ranking_table(inp.runs, ranking),
         "### Split sensitivity\n\n" + sensitivity.section(rmse) + "\n\n"
         + sensitivity.section(ranking[1], metric=ranking[0] or "nDCG", higher=True),
+        "### Tuned models and what their tuning cost\n\n"
+        + tuning.section(inp.runs, ("RMSE", rmse), (ranking[0] or "nDCG", ranking[1])),
         "### Published anchors\n\n" + accuracy.anchors_section(inp.runs),
         "## Scale\n\n" + _scale_section(inp, figs),
         "## CPU vs GPU\n\n" + tables.comparison_section(every),
