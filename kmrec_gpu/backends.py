@@ -118,6 +118,11 @@ class Backend:
     _to_host: Callable[[Any], np.ndarray] = field(default=np.asarray, repr=False)
     _sync: Callable[[], None] = field(default=lambda: None, repr=False)
 
+    def __reduce__(self) -> tuple:
+        # it holds an array module and device handles: a pickle (or a deep copy) names the
+        # backend, and loading it builds it again where it is loaded
+        return (_rebuild, (self.name, self.library))
+
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """Host data (NumPy array, list, scalar) as an array of this backend.
 
@@ -303,6 +308,10 @@ def _resolve(name: str, library: str | None) -> tuple[str, str, str | None]:
         if library == "cupy":  # cupy has no CPU to fall back to
             raise
         return "cpu", library or "numpy", f"auto: no usable CUDA GPU ({status.summary})"
+
+
+def _rebuild(name: str, library: str) -> Backend:
+    return get_backend(name, library=library)
 
 
 def get_backend(name: str = "auto", *, library: str | None = None) -> Backend:

@@ -133,8 +133,8 @@ def test_assign_path_is_recorded():
 @pytest.mark.parametrize("kwargs, X, msg", [
     ({"n_clusters": 0}, np.ones((5, 2)), "n_clusters must be a positive int"),
     ({"n_clusters": 6}, np.ones((5, 2)), "n_samples=5 should be >= n_clusters=6"),
-    ({"n_clusters": 2}, np.ones(5), "X must be 2-d"),
-    ({"n_clusters": 2}, np.array([[1.0, np.nan], [0, 0], [1, 1]]), r"X\[0, 1\] is nan"),
+    ({"n_clusters": 2}, np.ones(5), "Expected 2D array, got 1D array instead"),
+    ({"n_clusters": 2}, np.array([[1.0, np.nan], [0, 0], [1, 1]]), r"X\[0, 1\] is NaN"),
     ({"n_clusters": 2, "init": "kmeans"}, np.ones((5, 2)), "init must be"),
     ({"n_clusters": 2, "init": np.ones((3, 2))}, np.ones((5, 2)), r"init has shape \(3, 2\)"),
     ({"n_clusters": 2, "tol": -1}, np.ones((5, 2)), "tol must be >= 0"),

@@ -78,6 +78,11 @@ class KMeansData:
         return float(xp.mean(xp.var(self.dense, axis=0)))
 
 
+
+def _shown(v) -> str:
+    """A non-finite value as scikit-learn's messages spell it: NaN, inf or -inf."""
+    return "NaN" if np.isnan(v) else str(float(v))
+
 def _float_dtype(dtype: Any) -> str:
     name = str(dtype).rsplit(".", 1)[-1]
     return name if name in ("float32", "float64") else "float64"
@@ -106,7 +111,7 @@ def prepare(X: Any, backend: Backend, *, k: int, budget_bytes: int) -> KMeansDat
         if csr.nnz and not np.all(np.isfinite(csr.data)):
             bad = int(np.flatnonzero(~np.isfinite(csr.data))[0])
             row = int(np.searchsorted(csr.indptr, bad, side="right") - 1)
-            raise ValueError(f"X has a non-finite value {float(csr.data[bad])} in row {row}")
+            raise ValueError(f"X has a non-finite value {_shown(csr.data[bad])} in row {row}")
         n, d = csr.shape
         _check_size(n, d, k)
         # a CSR block never materialises its d columns: only the k-wide products count
@@ -134,7 +139,7 @@ def prepare(X: Any, backend: Backend, *, k: int, budget_bytes: int) -> KMeansDat
             raise ValueError(f"X must be 2-d (samples x features), got shape {host.shape}")
         if not np.all(np.isfinite(host)):
             r, c = np.argwhere(~np.isfinite(host))[0]
-            raise ValueError(f"X[{r}, {c}] is {float(host[r, c])}; expected a finite number")
+            raise ValueError(f"X[{r}, {c}] is {_shown(host[r, c])}; expected a finite number")
         arr = backend.asarray(host, dtype=dtype)
     if arr.ndim != 2:
         raise ValueError(f"X must be 2-d (samples x features), got shape {tuple(arr.shape)}")

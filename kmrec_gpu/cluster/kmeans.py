@@ -23,14 +23,40 @@ from typing import Any
 
 import numpy as np
 
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
 from kmrec_gpu import seeding
 from kmrec_gpu.backends import Backend, resolve_backend
 from kmrec_gpu.cluster import assign as assign_mod
 from kmrec_gpu.cluster.data import KMeansData, prepare
 
 
-class NotFittedError(RuntimeError, AttributeError):
-    """The estimator was used before ``fit``."""
+class NotFittedError(_SkNotFittedError, RuntimeError):
+    """The estimator was used before ``fit`` (scikit-learn's, which is a ValueError and an
+    AttributeError; a RuntimeError too, as this project's own was)."""
+
+
+def _host_array(X: Any) -> bool:
+    """NumPy, SciPy sparse, or Python sequences: what scikit-learn's validation takes.
+    Device arrays (PyTorch, CuPy) are checked by :func:`prepare` on their device."""
+    import scipy.sparse as sp
+
+    return isinstance(X, (np.ndarray, list, tuple)) or sp.issparse(X) or (
+        type(X).__module__.split(".")[0] in ("pandas", "numpy"))
+
+
+def _validated(X: Any, what: str, *, reset: bool, est: Any) -> Any:
+    """scikit-learn's own input checks and messages for host input (2-D, real, non-empty,
+    numeric; float64 or float32 kept; CSR for sparse)."""
+    _refuse_complex(X, what)
+    if not _host_array(X):
+        return X
+    from sklearn.utils.validation import validate_data
+
+    # finiteness is left to prepare(), whose message names the first bad cell
+    return validate_data(est, X, accept_sparse="csr", dtype=[np.float64, np.float32],
+                         reset=reset, ensure_all_finite=False)
 
 
 def _refuse_complex(X: Any, what: str) -> None:
@@ -59,7 +85,7 @@ def _warn_if_fewer_clusters(labels: np.ndarray, k: int) -> None:
                       ConvergenceWarning, stacklevel=3)
 
 
-class KMeans:
+class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     """K-means clustering (Lloyd's algorithm) on any backend.
 
     Parameters mirror :class:`sklearn.cluster.KMeans`; ``backend`` / ``library`` choose
@@ -87,22 +113,28 @@ class KMeans:
         self.kernels = kernels
         self.verbose = verbose
 
-    # -- scikit-learn conventions ---------------------------------------------------------
+    # -- scikit-learn conventions (get_params, set_params, repr: BaseEstimator's) -----------
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "n_clusters", "init", "n_init", "max_iter", "tol", "random_state", "backend",
-            "library", "memory_budget_mb", "kernels", "verbose")}
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR input is clustered without densifying
+        return tags
 
-    def set_params(self, **params: Any) -> KMeans:
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"invalid parameter {k!r} for KMeans")
-            setattr(self, k, v)
-        return self
+    def __getstate__(self) -> dict[str, Any]:
+        # the backend holds its array module and the centres may live on a device: a
+        # pickle keeps plain arrays, and the backend is resolved again when it is loaded
+        state = dict(super().__getstate__())
+        state.pop("_backend_", None)
+        state.pop("_centers_dev", None)
+        return state
 
-    def __repr__(self) -> str:
-        return f"KMeans(n_clusters={self.n_clusters}, backend={self.backend!r})"
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "cluster_centers_" in state:
+            be = resolve_backend(self.backend, self.library)
+            self._backend_ = be
+            self._centers_dev = be.asarray(self.cluster_centers_,
+                                           dtype=self.cluster_centers_.dtype.name)
 
     def _check_params(self) -> int:
         k = self.n_clusters
@@ -128,7 +160,7 @@ class KMeans:
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         n_init = self._check_params()
-        _refuse_complex(X, "KMeans.fit")
+        X = _validated(X, "KMeans.fit", reset=True, est=self)
         be = resolve_backend(self.backend, self.library)
         data = prepare(X, be, k=self.n_clusters, budget_bytes=int(self.memory_budget_mb * 2**20))
         ops = assign_mod.choose(data, self.kernels)
@@ -180,7 +212,7 @@ class KMeans:
 
     def _data(self, X: Any) -> KMeansData:
         self._check_fitted()
-        _refuse_complex(X, "KMeans")
+        X = _validated(X, "KMeans", reset=False, est=self)
         data = prepare(X, self._backend_, k=1,
                        budget_bytes=int(self.memory_budget_mb * 2**20))
         if data.d != self.n_features_in_:
