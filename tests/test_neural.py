@@ -685,9 +685,9 @@ def test_predict_before_fit_and_bad_parameters():
             make(cls).predict_pairs(np.array([0]), np.array([0]))
         with pytest.raises(TypeError):
             cls(device="cpu", nope=1)
-        with pytest.raises(ValueError, match="unknown parameter 'nope'"):
+        with pytest.raises(ValueError, match="Invalid parameter 'nope'"):
             make(cls).set_params(nope=1)
-        with pytest.raises(ValueError, match="unknown parameter 'net_'"):
+        with pytest.raises(ValueError, match="Invalid parameter 'net_'"):
             make(cls).set_params(net_=None)
     assert make(HybridNN003).set_params(lr=0.5).get_params()["lr"] == 0.5
     with pytest.raises(ValueError, match="optimizer"):

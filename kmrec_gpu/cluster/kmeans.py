@@ -24,17 +24,12 @@ from typing import Any
 import numpy as np
 
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 from kmrec_gpu import seeding
 from kmrec_gpu.backends import Backend, resolve_backend
 from kmrec_gpu.cluster import assign as assign_mod
 from kmrec_gpu.cluster.data import KMeansData, prepare
-
-
-class NotFittedError(_SkNotFittedError, RuntimeError):
-    """The estimator was used before ``fit`` (scikit-learn's, which is a ValueError and an
-    AttributeError; a RuntimeError too, as this project's own was)."""
+from kmrec_gpu.estimator import NotFittedError
 
 
 def _host_array(X: Any) -> bool:

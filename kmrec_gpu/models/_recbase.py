@@ -12,19 +12,15 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.metrics import top_k_items
 from kmrec_gpu.ratings import Ratings
 
 
-class RecommenderMixin:
-    """``get_params`` and the fitted check, as the scikit-learn estimators have them."""
+class RecommenderMixin(Estimator):
+    """The project's estimator base with the fitted check of a recommender."""
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "n_items_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
+    _fitted_attr = "n_items_"
 
     def _store_train(self, train: Ratings) -> None:
         if not isinstance(train, Ratings):

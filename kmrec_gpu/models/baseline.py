@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.ratings import Ratings
 
 
-class _Fitted:
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "global_mean_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
-
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+class _Fitted(Estimator):
+    _fitted_attr = "global_mean_"
 
 
 class GlobalMean(_Fitted):

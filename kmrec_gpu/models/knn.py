@@ -21,11 +21,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.models.baseline import BiasBaseline
 from kmrec_gpu.ratings import Ratings
 
 
-class KNNBaseline:
+class KNNBaseline(Estimator):
     """kNN with baselines; ``user_based=False`` (default) is item-based, as Koren and the
     Surprise README's "k-NN Baseline" row use it."""
 
@@ -43,8 +44,7 @@ class KNNBaseline:
         self.library = library
         self.dtype = dtype
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+    _fitted_attr = "similarity_"
 
     def _check(self) -> None:
         if not (isinstance(self.k, (int, np.integer)) and self.k >= 1):
@@ -83,8 +83,7 @@ class KNNBaseline:
     def predict(self, X: Ratings) -> np.ndarray:
         from kernels.cpu_knn import knn_baseline
 
-        if not hasattr(self, "similarity_"):
-            raise RuntimeError("KNNBaseline is not fitted; call fit(train) first")
+        self._check_fitted()
         base = self.baseline_.predict(X)  # unclipped, and checks the vocabularies
         owner, target = (X.items, X.users) if self.user_based else (X.users, X.items)
         m = self.neighbors_

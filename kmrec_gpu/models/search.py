@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.ratings import Ratings
 from kmrec_gpu.splits import validation_split
 
 EDGE = 0.05
 
 
-class ValidatedSearch:
+class ValidatedSearch(Estimator):
     """``estimator``: ``{"class": class path, fixed parameters}`` (not Hydra's ``_target_``,
     which Hydra would build once, before the search); ``space``:
     ``{parameter: {"low": a, "high": b, "log": bool, "int": bool}}`` or
@@ -49,8 +50,7 @@ class ValidatedSearch:
         self.threshold = threshold
         self.random_state = random_state
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+    _fitted_attr = "best_estimator_"
 
     def _check(self) -> None:
         if self.task not in ("rating", "topk"):
@@ -130,7 +130,9 @@ class ValidatedSearch:
         return min(v - lo, hi - v) <= EDGE * (hi - lo)
 
     def predict(self, X: Ratings) -> np.ndarray:
+        self._check_fitted()
         return self.best_estimator_.predict(X)
 
     def recommend(self, users: np.ndarray, k: int = 10) -> np.ndarray:
+        self._check_fitted()
         return self.best_estimator_.recommend(users, k)

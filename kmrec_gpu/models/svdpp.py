@@ -13,10 +13,9 @@ Surprise does; the harness routes such pairs to its cold-pair rule in any case.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.ratings import Ratings
 
 
@@ -28,7 +27,7 @@ def _first_appearance(codes: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     return inner, int(uniq.size)
 
 
-class SVDpp:
+class SVDpp(Estimator):
     """SVD++ by SGD; parameters named and defaulted as Surprise's ``SVDpp``."""
 
     def __init__(self, *, n_factors: int = 20, n_epochs: int = 20, init_mean: float = 0.0,
@@ -43,8 +42,7 @@ class SVDpp:
         self.random_state = random_state
         self.clip = clip
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+    _fitted_attr = "pu_"
 
     def _check(self) -> None:
         for name in ("n_factors", "n_epochs"):
@@ -84,8 +82,7 @@ class SVDpp:
     def predict(self, X: Ratings) -> np.ndarray:
         from kernels.cpu_svdpp import svdpp_predict
 
-        if not hasattr(self, "pu_"):
-            raise RuntimeError("SVDpp is not fitted; call fit(train) first")
+        self._check_fitted()
 
         def inner(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
             out = np.full(codes.shape, -1, dtype=np.int64)

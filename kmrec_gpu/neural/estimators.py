@@ -20,6 +20,7 @@ from torch import nn
 
 from kmrec_gpu import backends, seeding
 from kmrec_gpu.errors import MalformedInput
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.neural.train import Batches, History, predict_batches, seeded
 from kmrec_gpu.neural.train import train as train_net
@@ -90,7 +91,7 @@ class SparseDenseAdam:
             o.step()
 
 
-class NeuralRegressor:
+class NeuralRegressor(Estimator):
     """Shared fit / predict / save / load for the three networks (subclasses set ``net_class``)."""
 
     net_class: ClassVar[type[nn.Module]]
@@ -118,21 +119,7 @@ class NeuralRegressor:
         if net_params:
             raise TypeError(f"{type(self).__name__} got unknown parameters {sorted(net_params)}")
 
-    # -- scikit-learn plumbing ---------------------------------------------------------------
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
-
-    def set_params(self, **params: Any) -> NeuralRegressor:
-        for k, v in params.items():
-            if k.endswith("_") or not hasattr(self, k):
-                raise ValueError(f"unknown parameter {k!r} for {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
+    _fitted_attr = "net_"
 
     def _net_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.net_keys}
