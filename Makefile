@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test check report report-html claims micro bench peers kernels-bench clean
+.PHONY: setup run test lint check report report-html claims micro bench peers kernels-bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: setup
 
 check: setup
 	$(BIN)/kmrec check
+
+# ruff (pyproject.toml's [tool.ruff]); no file may silence it with a noqa comment
+lint: setup
+	$(BIN)/ruff check kmrec_gpu kernels bench tests
+	@! grep -rn --include='*.py' '# noqa' kmrec_gpu kernels bench tests
 
 report: setup
 	$(BIN)/kmrec report

@@ -22,11 +22,11 @@ nndsvda start is an SVD whose power-iteration count varies), iterative SVD max_i
 tol=0. Truncated SVD and each iterative-SVD step run the scalable solver (Lanczos steps
 since the Lanczos solver; block power iterations in rows from before) to the default
 tolerance; their counts are recorded as ``power_iterations`` (the benchmark wraps
-``scalable_svd`` to count them) and time per iteration is reported beside fit time. Each cell runs in a fresh
-child process: the peak resident set it reports is the fit window's alone (the kernel's
-high-water mark is reset through /proc/self/clear_refs after the data are loaded and the
-libraries warmed up on a tiny input), compared with the dense matrix (users x movies x 8
-bytes) the dense solvers would need.
+``scalable_svd`` to count them) and time per iteration is reported beside fit time. Each
+cell runs in a fresh child process: the peak resident set it reports is the fit window's
+alone (the kernel's high-water mark is reset through /proc/self/clear_refs after the data
+are loaded and the libraries warmed up on a tiny input), compared with the dense matrix
+(users x movies x 8 bytes) the dense solvers would need.
 
 BLAS/OpenMP/torch threads default to 1 (--threads): on this 2-core machine shared with
 other jobs, 2-thread OpenBLAS spin-waits made a 943 x 1682 LAPACK SVD 7-10x slower than 1
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib
 import json
 import math
 import os
@@ -359,10 +360,15 @@ def part_fit(rec: Recorder, args: argparse.Namespace) -> list[dict[str, Any]]:
                 met = rating_metrics(test.ratings, pred, scale=test.scale)
                 t = Timing(tuple(times[p]), args.fit_warmup)
                 med = t.median_s
-                ratio = lambda q: (med / statistics.median(times[q])  # noqa: E731
-                                   if q is not None and times[q] else None)
-                per_round = lambda q: ([a / b for a, b in zip(times[p], times[q])]  # noqa: E731
-                                       if q is not None else None)
+
+                def ratio(q, med=med):
+                    return (med / statistics.median(times[q])
+                            if q is not None and times[q] else None)
+
+                def per_round(q, p=p):
+                    return ([a / b for a, b in zip(times[p], times[q])]
+                            if q is not None else None)
+
                 model["params"] = model_params(m)
                 extra = {
                     "part": "fit", "algo": algo, "peer": label, "solver": solver,
@@ -658,9 +664,9 @@ def fit_slopes(rows: list[dict]) -> dict[str, dict[str, float | None]]:
 
 
 def plot(rows: list[dict], slopes: dict, png: Path, env: dict) -> None:
-    from kmrec_gpu.results import atomic_path
-
     import matplotlib
+
+    from kmrec_gpu.results import atomic_path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -711,7 +717,8 @@ def plot(rows: list[dict], slopes: dict, png: Path, env: dict) -> None:
         ax.set_title(t, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Scalable factorisations vs nnz: tSVD(16) to tol {_tsvd_tol():g}, NMF(15) 20 sweeps "
+    fig.suptitle(f"Scalable factorisations vs nnz: tSVD(16) to tol {_tsvd_tol():g}, "
+                 f"NMF(15) 20 sweeps "
                  "random init, iterative SVD(16) 5 steps\n" + device_label(env), fontsize=10)
     fig.tight_layout()
     with atomic_path(png) as tmp:
@@ -750,7 +757,8 @@ def render(rows: list[dict], env: dict, md: Path, elapsed: float, png: Path,
         L += ["## Fit time: scalable vs dense reference vs scikit-learn", "",
               f"Holdout 10% (seed {env['seed']}); {args.fit_warmup} warm-up round + "
               f"{args.repeats} timed rounds, peers interleaved. tSVD: dense = LAPACK full SVD, "
-              f"scalable = subspace iteration to tol {_tsvd_tol():g}, sklearn = TruncatedSVD defaults "
+              f"scalable = subspace iteration to tol {_tsvd_tol():g}, "
+              f"sklearn = TruncatedSVD defaults "
               "(randomized, 5 iterations). NMF: nndsvda start, max_iter "
               f"{args.fit_nmf_max_iter}, tol {args.fit_nmf_tol} (dense and scalable run the same "
               "HALS steps; sklearn's cd solver stops on its own test). Iterative SVD: "
@@ -809,7 +817,8 @@ def render(rows: list[dict], env: dict, md: Path, elapsed: float, png: Path,
                      f"{e['shape'][1]:,} | {r['model']['name']} | "
                      f"{LIB_LABEL.get(e['library'], e['library'])} | {w['median_s']:.2f} | "
                      f"{w['min_s']:.2f}-{w['max_s']:.2f} ({w['repeats']}) | {its} | "
-                     f"{e['setup_s']:.2f} | {_fmt(e['per_iter_s'] and e['per_iter_s'] * 1e3, '.1f')}"
+                     f"{e['setup_s']:.2f} | "
+                     f"{_fmt(e['per_iter_s'] and e['per_iter_s'] * 1e3, '.1f')}"
                      f" | {_fmt(pm['host_baseline_bytes'] and pm['host_baseline_bytes'] / GiB)} | "
                      f"{_fmt(pm['host_bytes'] and pm['host_bytes'] / GiB)} | "
                      f"{e['dense_bytes_f64'] / GiB:.3g} |")
@@ -898,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in THREAD_VARS:
             os.environ[v] = str(args.threads)  # children and late-loaded pools
     if "fit" in args.parts or args.backend != "cpu":
-        import torch  # noqa: F401  (so set_threads limits it too)
+        importlib.import_module("torch")  # so set_threads limits it too
     set_threads(args.threads)
     env = environment(args.seed, args.threads)
     rec = Recorder(args.out, env)

@@ -444,7 +444,7 @@ def part_bandwidth(rec: Recorder, progress, args) -> list[dict[str, Any]]:
         psum_t.append(clock(lambda: psum(src))[0])
         progress.advance(task)
     progress.remove_task(task)
-    del dst
+    dst = None  # the copy's memory back before the next case
     ref = {
         "copy_rw_GBps": 2 * nbytes / statistics.median(copy_t) / 1e9,
         "sum_read_GBps": nbytes / statistics.median(sum_t) / 1e9,
@@ -461,7 +461,7 @@ def part_bandwidth(rec: Recorder, progress, args) -> list[dict[str, Any]]:
                                            "shape": [src.size], "bytes": nbytes},
                           model={"name": "memory reference", "params": {"how": how}},
                           backend=backend_of(rec.env), wall_time=record["copy"], metrics=ref))
-    del src
+    src = None
     copy_read = max(ref["sum_read_GBps"], ref["parallel_sum_read_GBps"])
     # The goal asks X to be read at half the copy rate; the distances need 2·d·k FLOPs a
     # point, so it also asks for a FLOP rate, compared with this machine's GEMM rate on the
@@ -501,7 +501,7 @@ def part_bandwidth(rec: Recorder, progress, args) -> list[dict[str, Any]]:
                     backend=backend_of(rec.env), wall_time=row["time"],
                     metrics={key: row[key] for key in ("read_GBps", "fraction_of_copy_rw",
                                                        "fraction_of_read")}))
-            del X, sq
+            X = sq = None
     return rows
 
 
@@ -597,9 +597,9 @@ def part_scaling(rec: Recorder, progress, args) -> list[dict[str, Any]]:
 
 
 def plot(rows: list[dict[str, Any]], slopes: dict[str, float], png: Path, iters: int) -> None:
-    from kmrec_gpu.results import atomic_path
-
     import matplotlib
+
+    from kmrec_gpu.results import atomic_path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -760,8 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KMREC_DATA_DIR", "/work/shared/datasets")
 
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console()
     env = environment(args.seed)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_factor as bf  # noqa: E402  (bench/ is the script's own folder on sys.path)
+import bench_factor as bf
 
 OUT = bf.OUT_DIR / "main_job.jsonl"
 MD = bf.OUT_DIR / "main_job.md"

@@ -422,7 +422,7 @@ def guarded(ctx: Context, phase: str, kind: str, model: str, bs: int | None, fn:
         cells = fn()
     except (KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # noqa: BLE001 - recorded in the row and printed
+    except Exception as exc:  # recorded in the row and printed
         reason = f"{type(exc).__name__}: {exc}"
         log(f"FAILED {kind} {model} {phase} batch {bs}: {reason}")
         cells = [Cell(phase, kind, model, bs, "failed", reason=reason)]

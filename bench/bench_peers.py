@@ -46,18 +46,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch load their p
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
-import numpy as np  # noqa: E402
-
-import bench_factor as bf  # noqa: E402  (bench/ is the script's own folder on sys.path)
+import bench_factor as bf
+import numpy as np
 
 OUT = bf.OUT_DIR / "peers.jsonl"
 MD = bf.OUT_DIR / "peers.md"
@@ -139,17 +138,19 @@ def case_svd() -> Case:
     def side(name: str, model: Any) -> Side:
         return Side(name, lambda: model.fit(split.train), metrics, model.get_params())
 
-    return Case("svd", "TruncatedSVD(16) of the mean-filled matrix", bf.dataset_info(r, "ml-latest-small"),
+    return Case("svd", "TruncatedSVD(16) of the mean-filled matrix",
+                bf.dataset_info(r, "ml-latest-small"),
                 side("kmrec scalable", TruncatedSVDModel(16)),
                 [side("scipy svds (ARPACK)", SvdsTruncatedSVD(16)),
                  side("sklearn TruncatedSVD", TruncatedSVDModel(16, solver="sklearn"))],
-                "≤ 1.0× svds at singular values within 1e-6; faster than sklearn at better accuracy")
+                "≤ 1.0× svds at singular values within 1e-6; "
+                "faster than sklearn at better accuracy")
 
 
 def case_mf(dataset: str, solver: str = "exact") -> Callable[[], Case]:
     def build() -> Case:
-        from kmrec_gpu.models.mf import BiasedMF
         from kmrec_gpu.models.lenskit_peer import LensKitBiasedMF, lenskit_available
+        from kmrec_gpu.models.mf import BiasedMF
         from kmrec_gpu.models.surprise_peer import SurprisePeer, surprise_available
 
         r, split = _split(dataset)
@@ -268,7 +269,8 @@ class PlainTorchLoop:
                  batch_size: int, lr: float, weight_decay: float, seed: int,
                  optimizer: str = "adamw") -> None:
         self.net_class, self.net_kwargs = net_class, net_kwargs
-        self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
+        self.epochs, self.batch_size = epochs, batch_size
+        self.lr, self.weight_decay = lr, weight_decay
         self.seed, self.optimizer = seed, optimizer
 
     @classmethod
@@ -381,7 +383,6 @@ def case_load() -> Case:
     import pandas as pd
 
     from kmrec_gpu.data import load
-
     from kmrec_gpu.data.locate import locate
     from kmrec_gpu.data.registry import get_spec
 
@@ -410,7 +411,9 @@ def case_import() -> Case:
         # which kmrec_gpu loads, as it does in this process
         return lambda: subprocess.run([sys.executable, "-P", "-c", code], check=True)
 
-    none = lambda _: {}  # noqa: E731
+    def none(_):
+        return {}
+
     return Case("import", "a fresh interpreter importing the package", {"name": "none",
                                                                         "sha256": None},
                 Side("import kmrec_gpu", fresh("import kmrec_gpu"), none),
@@ -419,7 +422,8 @@ def case_import() -> Case:
 
 
 CASES: dict[str, Callable[[], Case]] = {
-    "svd": case_svd, "attention": case_attention, "hybrid-32": case_hybrid, "mf-ml-100k": case_mf("ml-100k"),
+    "svd": case_svd, "attention": case_attention, "hybrid-32": case_hybrid,
+    "mf-ml-100k": case_mf("ml-100k"),
     "mf-ml-latest-small": case_mf("ml-latest-small"),
     "mf-cd-ml-100k": case_mf("ml-100k", "cd"),
     "mf-cd-ml-latest-small": case_mf("ml-latest-small", "cd"), "kmeans": case_kmeans,

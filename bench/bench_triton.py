@@ -283,7 +283,7 @@ def time_interleaved(ctx: Ctx, fns: dict[str, Callable[[], Any]]
             for _ in range(ctx.warmup):
                 fn()
             ctx.sync()
-        except Exception as exc:  # noqa: BLE001 - a peer's failure is a result, not a crash
+        except Exception as exc:  # a peer's failure is a result, not a crash
             del live[name]
             if _is_oom(exc):
                 dropped[name] = ("skipped", f"out of memory: {str(exc).splitlines()[0]}")
@@ -501,7 +501,7 @@ def _guarded(ctx: Ctx, check: Callable[..., dict[str, Any]], *args: Any) -> dict
 
     try:
         return check(*args)
-    except Exception as exc:  # noqa: BLE001 - the timings stand without it
+    except Exception as exc:  # the timings stand without it
         out = {"check_error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
     if ctx.device.type == "cuda":
         torch.cuda.empty_cache()  # once the traceback no longer holds the tensors

@@ -13,6 +13,7 @@ GPU work is inside the measurement.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,8 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # and NumPy bundle their own OpenBLAS, scikit-learn and torch their own OpenMP, and
     # numba's OpenMP layer loads when its thread count is set.
     import numba
-    import scipy.sparse.linalg  # noqa: F401
-    import sklearn.cluster  # noqa: F401
+    importlib.import_module("scipy.sparse.linalg")
+    importlib.import_module("sklearn.cluster")
     import torch
     from threadpoolctl import threadpool_limits
 

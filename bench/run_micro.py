@@ -1,6 +1,6 @@
 """Run the micro-benchmark suites (bench/bench_ops_*.py) and keep their JSON.
 
-    python bench/run_micro.py                    # real sizes -> results/micro/<UTC stamp>-default.json
+    python bench/run_micro.py       # real sizes -> results/micro/<UTC stamp>-default.json
     python bench/run_micro.py --size tiny        # the smoke test's sizes, seconds in all
     python bench/run_micro.py -- -k sampled_dot  # extra pytest arguments after --
 

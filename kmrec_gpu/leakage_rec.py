@@ -3,9 +3,10 @@
 Fit and recommend; give every test rating another allowed value
 (:func:`kmrec_gpu.leakage.perturb_test`) and move every test row to another movie
 (:func:`move_test_items`: implicit-feedback models ignore values); fit again from scratch
-and recommend to the same users. The lists, which are all the ranking metrics read besides the test set itself, must
-be identical. A recommender that counts test ratings anywhere (popularity over all rows,
-clusters fitted before the split) reorders some list, and the check says how many.
+and recommend to the same users. The lists, which are all the ranking metrics read besides
+the test set itself, must be identical. A recommender that counts test ratings anywhere
+(popularity over all rows, clusters fitted before the split) reorders some list, and the
+check says how many.
 """
 
 from __future__ import annotations

@@ -349,7 +349,8 @@ def json_safe(x: Any) -> Any:
     return str(x)
 
 
-def compact_runs(results_dir: str | Path, *, min_age_s: float = 3600.0) -> list[tuple[Path, int, int]]:
+def compact_runs(results_dir: str | Path, *,
+                 min_age_s: float = 3600.0) -> list[tuple[Path, int, int]]:
     """Gzip each finished run file of ``<results>/runs`` in place: ``X.jsonl`` becomes
     ``X.jsonl.gz`` holding the same bytes (checked by decompressing before the plain file
     goes), so every reader sees the same rows in about 40% of the space (this repository's 57 MB

@@ -84,7 +84,8 @@ class SparsePattern:
     def matrix(self, values: Any) -> SparseMatrix:
         """This structure holding ``values`` (a backend array in CSR order, A's dtype)."""
         if tuple(values.shape) != (self.nnz,):
-            raise ValueError(f"pattern has {self.nnz} stored values, got shape {tuple(values.shape)}")
+            raise ValueError(f"pattern has {self.nnz} stored values, "
+                             f"got shape {tuple(values.shape)}")
         if _dtype_name(values.dtype) != self.dtype:
             raise TypeError(f"values are {_dtype_name(values.dtype)}, the pattern is {self.dtype}")
         native, native_t = self.adapter._with_values(self._state, values)

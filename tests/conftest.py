@@ -24,7 +24,7 @@ if "TRITON_INTERPRET" not in os.environ:
     if not torch.cuda.is_available():
         os.environ["TRITON_INTERPRET"] = "1"
 
-from kmrec_gpu.errors import DatasetNotFound  # noqa: E402
+from kmrec_gpu.errors import DatasetNotFound
 
 pytest_plugins = ["tests.backend_fixtures"]
 

@@ -12,7 +12,6 @@ import scipy.sparse as sp
 
 from kmrec_gpu import backends
 from kmrec_gpu.backends import BackendUnavailable, CudaStatus, get_backend
-from tests.backend_fixtures import backend, no_cuda  # noqa: F401  (fixtures; see conftest)
 
 RTOL = {"float32": 1e-5, "float64": 1e-12}
 

@@ -101,7 +101,10 @@ def test_every_split_composes_and_splits(name):
     assert len(tt.train) + len(tt.test) <= len(r)
     # `all` is the whole file in train (the protocols that are no held-out evaluation)
     assert len(tt.test) > 0 if name != "all" else len(tt.train) == len(r)
-    key = lambda x: set(zip(x.users.tolist(), x.items.tolist()))  # noqa: E731
+
+    def key(x):
+        return set(zip(x.users.tolist(), x.items.tolist()))
+
     assert not key(tt.train) & key(tt.test)
 
 

@@ -17,9 +17,14 @@ from kmrec_gpu import splits
 from kmrec_gpu.backends import get_backend
 from kmrec_gpu.data.synthetic import synthetic
 from kmrec_gpu.factor import IterativeSVDModel
-from kmrec_gpu.factor.validated import (SOFT_GRID, TEST_SELECTED, IterativeSVDTestSelected,
-                                        ValidatedIterativeSVD, ValidatedSoftImpute,
-                                        staged_rmse)
+from kmrec_gpu.factor.validated import (
+    SOFT_GRID,
+    TEST_SELECTED,
+    IterativeSVDTestSelected,
+    ValidatedIterativeSVD,
+    ValidatedSoftImpute,
+    staged_rmse,
+)
 from kmrec_gpu.harness.runner import backend_kwargs, make_cell_split
 from kmrec_gpu.harness.spec import CellSpec, conf_dir
 from kmrec_gpu.leakage import assert_no_leakage, fit_predict_estimator, perturb_test

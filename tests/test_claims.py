@@ -19,7 +19,6 @@ from kmrec_gpu.claims.verdict import conclusion_holds, difference_side, figure_v
 from kmrec_gpu.errors import SchemaError
 from kmrec_gpu.metrics import users as us
 
-
 # -- the verdict rule ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("lo, hi, verdict", [

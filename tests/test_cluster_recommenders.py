@@ -10,11 +10,20 @@ import scipy.sparse as sp
 
 from kmrec_gpu.data import load
 from kmrec_gpu.leakage import LeakageError
-from kmrec_gpu.leakage_rec import (assert_no_recommender_leakage, check_recommender_leakage,
-                                   fit_recommend_estimator, scored_users, with_test_rows)
+from kmrec_gpu.leakage_rec import (
+    assert_no_recommender_leakage,
+    check_recommender_leakage,
+    fit_recommend_estimator,
+    scored_users,
+    with_test_rows,
+)
 from kmrec_gpu.metrics import ranking_metrics, top_k_items
-from kmrec_gpu.models.genre_profiles import (GenreProfileClusters, allocate_slots,
-                                             genre_profiles, movie_genre_clusters)
+from kmrec_gpu.models.genre_profiles import (
+    GenreProfileClusters,
+    allocate_slots,
+    genre_profiles,
+    movie_genre_clusters,
+)
 from kmrec_gpu.models.liked_clusters import LikedClusters, fix_small_clusters
 from kmrec_gpu.models.pivot_clusters import PivotClusters, k_scan, mean_filled_pivot
 from kmrec_gpu.models.popularity import GlobalPopularity, RandomRecommender

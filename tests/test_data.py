@@ -17,11 +17,24 @@ from kmrec_gpu.data import available, get_spec, load, load_csv, verify
 from kmrec_gpu.data.locate import cache_dir, fetch, locate
 from kmrec_gpu.data.movielens import load_movielens
 from kmrec_gpu.data.registry import MOVIELENS
-from kmrec_gpu.errors import (ChecksumMismatch, CorruptArchive, DataError, DatasetNotFound,
-                              MalformedInput, UnknownDataset)
+from kmrec_gpu.errors import (
+    ChecksumMismatch,
+    CorruptArchive,
+    DataError,
+    DatasetNotFound,
+    MalformedInput,
+    UnknownDataset,
+)
 from kmrec_gpu.ratings import RatingScale
-from tests.fakedata import (MOVIES_CSV, RATINGS_CSV, U_DATA, U_ITEM, small_csv_files,
-                            write_dir, write_zip)
+from tests.fakedata import (
+    MOVIES_CSV,
+    RATINGS_CSV,
+    U_DATA,
+    U_ITEM,
+    small_csv_files,
+    write_dir,
+    write_zip,
+)
 
 SMALL = get_spec("ml-latest-small")
 

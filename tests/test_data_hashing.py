@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmrec_gpu.data import load, locate as locate_mod, movielens, verify
+from kmrec_gpu.data import load, movielens, verify
+from kmrec_gpu.data import locate as locate_mod
 from kmrec_gpu.data.movielens import load_movielens
 from kmrec_gpu.data.parse import read_table
 from kmrec_gpu.data.registry import CSV_LAYOUT, get_spec

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import numpy as np
 from sklearn.datasets import make_blobs
 
 from kmrec_gpu.cluster.elbow import elbow, find_knee, plot_elbow

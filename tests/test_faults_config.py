@@ -27,7 +27,8 @@ def bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     ("threads=0", "threads=0: expected null or an integer >= 1"),
     ("timing.budget_s=abc", "timing.budget_s='abc': expected null or a number > 0"),
     ("timing.repeats=0", "timing.repeats=0: expected an integer >= 1"),
-    ("split.params.test_fraction=1.5", "split.params.test_fraction=1.5: expected a number in (0, 1)"),
+    ("split.params.test_fraction=1.5",
+     "split.params.test_fraction=1.5: expected a number in (0, 1)"),
     ("eval.threshold=abc", "eval.threshold='abc': expected a number"),
 ])
 def test_a_bad_override_exits_2_before_any_cell(tmp_path, override, says):

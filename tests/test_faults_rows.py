@@ -22,8 +22,7 @@ from rich.console import Console
 from kmrec_gpu.cli import main
 from kmrec_gpu.errors import KmrecError, SchemaError
 from kmrec_gpu.harness import runner
-from kmrec_gpu.harness.check import (FAILING, BaselineError, compare, load_baselines,
-                                     run_check)
+from kmrec_gpu.harness.check import FAILING, BaselineError, compare, load_baselines, run_check
 from kmrec_gpu.harness.runner import Harness
 from kmrec_gpu.harness.spec import CellSpec, conf_dir
 from kmrec_gpu.report import build_report

@@ -212,10 +212,10 @@ def test_an_absent_optional_peer_is_skipped_with_how_to_install(tmp_path, monkey
 
 
 def test_recommendations_come_in_slices_equal_to_one_call(tmp_path, monkeypatch):
+    from kmrec_gpu.data.synthetic import synthetic_preset
     from kmrec_gpu.harness import evaluate
     from kmrec_gpu.models.popularity import GlobalPopularity
     from kmrec_gpu.splits import holdout
-    from kmrec_gpu.data.synthetic import synthetic_preset
 
     tt = holdout(synthetic_preset("synthetic-small", seed=0), 0.2, seed=0)
     model = GlobalPopularity().fit(tt.train)

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 from kmrec_gpu.data import load
-from kmrec_gpu.leakage_rec import (assert_no_recommender_leakage, check_recommender_leakage,
-                                   fit_recommend_estimator, scored_users)
+from kmrec_gpu.leakage_rec import (
+    assert_no_recommender_leakage,
+    check_recommender_leakage,
+    fit_recommend_estimator,
+    scored_users,
+)
 from kmrec_gpu.models.item_item import EASE, ItemKNN
 from kmrec_gpu.ratings import RatingScale, from_arrays
 from kmrec_gpu.splits import per_user

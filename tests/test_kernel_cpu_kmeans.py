@@ -18,7 +18,8 @@ def reference(X, C):
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
-@pytest.mark.parametrize("n, k", [(1, 1), (TILE - 1, 3), (TILE + 1, 5), (3 * TILE + 7, 1), (900, 16)])
+@pytest.mark.parametrize("n, k", [(1, 1), (TILE - 1, 3), (TILE + 1, 5), (3 * TILE + 7, 1),
+                                  (900, 16)])
 def test_dense_matches_reference(n, k, dtype, tol):
     rng = np.random.default_rng(n * 31 + k)
     X = rng.standard_normal((n, 7)).astype(dtype)

@@ -12,22 +12,22 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton: see tests/conftest.py
 
-from types import SimpleNamespace  # noqa: E402
+from types import SimpleNamespace
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import numpy as np
+import pytest
+import scipy.sparse as sp
 
-import kernels  # noqa: E402
-from kernels import triton_kmeans, triton_sddmm  # noqa: E402
-from kmrec_gpu.backends import get_backend  # noqa: E402
-from kmrec_gpu.cluster import KMeans  # noqa: E402
-from kmrec_gpu.factor.linalg import sampled_dot, sddmm_path  # noqa: E402
-from kmrec_gpu.factor.models import IterativeSVDModel  # noqa: E402
-from kmrec_gpu.harness.spec import CellSpec  # noqa: E402
-from kmrec_gpu.models.genre_profiles import GenreProfileClusters  # noqa: E402
-from kmrec_gpu.models.mf import BiasedMF  # noqa: E402
-from tests.test_harness import cfg_for, harness  # noqa: E402
+import kernels
+from kernels import triton_kmeans, triton_sddmm
+from kmrec_gpu.backends import get_backend
+from kmrec_gpu.cluster import KMeans
+from kmrec_gpu.factor.linalg import sampled_dot, sddmm_path
+from kmrec_gpu.factor.models import IterativeSVDModel
+from kmrec_gpu.harness.spec import CellSpec
+from kmrec_gpu.models.genre_profiles import GenreProfileClusters
+from kmrec_gpu.models.mf import BiasedMF
+from tests.test_harness import cfg_for, harness
 
 pytestmark = pytest.mark.skipif(not triton_kmeans.INTERPRETED,
                                 reason="with a GPU the kernels compile; these drive the "

@@ -13,10 +13,10 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton: see tests/conftest.py
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from kernels import triton_kmeans as tk  # noqa: E402
+from kernels import triton_kmeans as tk
 
 DEVICE = "cpu" if tk.INTERPRETED else "cuda"
 # distances: accumulated in float32 (float64 for float64) on both sides, in another order

@@ -11,10 +11,10 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton: see tests/conftest.py
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from kernels import triton_sddmm as ts  # noqa: E402
+from kernels import triton_sddmm as ts
 
 DEVICE = "cpu" if ts.INTERPRETED else "cuda"
 # relative to the size of the terms: the sums run in another order on each side

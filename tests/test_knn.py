@@ -47,7 +47,10 @@ def test_every_backend_gives_the_numpy_predictions(split, backend):
 
 @pytest.mark.parametrize("user_based", [False, True], ids=["item", "user"])
 def test_no_test_rating_is_read(split, user_based):
-    make = lambda: KNNBaseline(user_based=user_based, k=10)  # noqa: E731
+
+    def make():
+        return KNNBaseline(user_based=user_based, k=10)
+
     rep = assert_no_leakage(fit_predict_estimator(make), split)
     assert rep.n_changed_ratings == len(split.test)
 

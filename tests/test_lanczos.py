@@ -44,7 +44,8 @@ def _with_spectrum(s, m, n, seed=0):
 
 def _clustered(m=70, n=90):
     # a cluster of four at the top, a gap, a cluster of three straddling nothing, a tail
-    s = np.concatenate([[10.0, 10.0 - 1e-3, 10.0 - 2e-3, 10.0 - 3e-3], [5.0, 5.0 - 1e-4, 5.0 - 2e-4],
+    s = np.concatenate([[10.0, 10.0 - 1e-3, 10.0 - 2e-3, 10.0 - 3e-3],
+                        [5.0, 5.0 - 1e-4, 5.0 - 2e-4],
                         np.geomspace(2.0, 1e-3, min(m, n) - 7)])
     return _with_spectrum(s, m, n, seed=1)
 

@@ -7,8 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kmrec_gpu.leakage import (LeakageError, assert_no_leakage, check_leakage,
-                               fit_predict_estimator, perturb_test)
+from kmrec_gpu.leakage import (
+    LeakageError,
+    assert_no_leakage,
+    check_leakage,
+    fit_predict_estimator,
+    perturb_test,
+)
 from kmrec_gpu.models.baseline import BiasBaseline, GlobalMean
 from kmrec_gpu.splits import holdout
 from tests.test_splits import make_ratings

@@ -11,7 +11,7 @@ from kmrec_gpu.metrics import rmse
 from kmrec_gpu.models.baseline import BiasBaseline
 from kmrec_gpu.models.mf import BiasedMF
 from kmrec_gpu.models.tuning import TunedBiasedMF, grid_points
-from kmrec_gpu.ratings import RatingScale, Ratings, from_arrays
+from kmrec_gpu.ratings import Ratings, RatingScale, from_arrays
 from kmrec_gpu.splits import TTSplit, holdout, kfold
 
 
@@ -221,8 +221,10 @@ SMALL_GRID = {"n_factors": [2, 4], "reg": [0.05, 0.2], "reg_bias": [1.0]}
 
 def test_tuned_pipeline_does_not_leak_and_never_sees_test():
     s = holdout(low_rank(n_users=50, n_items=40, seed=10), 0.2, seed=0)
-    make = lambda: TunedBiasedMF(param_grid=SMALL_GRID, max_epochs=10,  # noqa: E731
-                                 reg_bias_exponent=0.0)
+
+    def make():
+        return TunedBiasedMF(param_grid=SMALL_GRID, max_epochs=10, reg_bias_exponent=0.0)
+
     assert_no_leakage(fit_predict_estimator(make), s)
     # stronger than the leakage check: with the test rows gone from the world altogether
     # (a split whose test part is empty), tuning picks exactly the same model

@@ -29,8 +29,7 @@ from kmrec_gpu.neural import (
     adjusted_target,
     adjusted_values,
 )
-from kmrec_gpu.neural.estimators import MODEL_FORMAT, genre_columns
-from kmrec_gpu.neural.estimators import SparseDenseAdam
+from kmrec_gpu.neural.estimators import MODEL_FORMAT, SparseDenseAdam, genre_columns
 from kmrec_gpu.neural.nets import AttentionMLP, HybridNet, PublishedMLP
 from kmrec_gpu.ratings import Ratings, RatingScale, Tags, from_arrays
 from kmrec_gpu.splits import holdout
@@ -348,6 +347,7 @@ def test_hybrid_sparse_embeddings_step_only_the_batch_rows_lazily():
         nets[sparse] = HybridNet(N_U, N_I, N_G, mf_dim=4, mlp_dim=4, hidden=(8,), sparse=sparse)
     a, b = torch.tensor([0, 1]), torch.tensor([2, 3])
     opts = {}
+    after_first_sparse = None
     for sparse, net in nets.items():
         opts[sparse] = est._optimizer(net)
         for users in (a, b):  # user 0 is in the first batch only

@@ -51,7 +51,11 @@ def _fit_row(w: ResultWriter, n: int, library: str) -> dict:
 
 @pytest.fixture
 def fake_results(tmp_path: Path) -> Path:
-    root = tmp_path / "results"
+    return make_fake_results(tmp_path / "results")
+
+
+def make_fake_results(root: Path) -> Path:
+    """A results folder of rows of every kind the report reads, and a claims file."""
     w = ResultWriter(root)
     for seed, rmse in zip((0, 1, 2), (0.90, 0.92, 0.94)):
         w.append(make_row(
@@ -94,8 +98,9 @@ def fake_results(tmp_path: Path) -> Path:
          "unit": "stars", "claimed": claimed, "claimed_all": {}, "margin": 0.01,
          "margin_reason": "test", "held_out": held, "as_published": None, "figures": [held],
          "comparison": [], "verdict": verdict, "verdict_note": "fake", "conclusion": None,
-         "conclusion_holds": None, "conclusion_evidence": [], "context": [],
-         "protocol": "fake", "bootstrap": {"unit": "user", "n_resamples": 10, "seed": 0},
+         "conclusion_holds": None, "conclusion_evidence": [], "tuned_holds": None,
+         "tuned_evidence": [], "context": [], "protocol": "fake",
+         "bootstrap": {"unit": "user", "n_resamples": 10, "seed": 0},
          "evidence": evidence}
         for cid, verdict, claimed in (("t-1-rmse", "reproduced", 0.92),
                                       ("t-2-accuracy", "not reproduced", 0.99))])

@@ -7,18 +7,22 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from kmrec_gpu.report.build import OverwriteRefused
 from kmrec_gpu.report.html import build_html, pareto_front
-from tests.test_report import fake_results  # noqa: F401 (the fixture)
+from tests.test_report import make_fake_results
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_the_page_is_self_contained_and_drawn_from_the_rows(fake_results):  # noqa: F811
+@pytest.fixture
+def fake_results(tmp_path):
+    return make_fake_results(tmp_path / "results")
+
+
+def test_the_page_is_self_contained_and_drawn_from_the_rows(fake_results):
     page = build_html(fake_results)
     text = page.read_text(encoding="utf-8")
     assert page == fake_results / "report.html"
@@ -30,7 +34,7 @@ def test_the_page_is_self_contained_and_drawn_from_the_rows(fake_results):  # no
     assert text.count("<tr>") - 1 >= 7  # the row table (the fake rows' fit/evaluate rows)
 
 
-def test_a_page_it_did_not_write_is_left_alone(fake_results):  # noqa: F811
+def test_a_page_it_did_not_write_is_left_alone(fake_results):
     mine = fake_results / "report.html"
     mine.write_text("<html>my notes</html>")
     with pytest.raises(OverwriteRefused, match="not a page"):
@@ -57,7 +61,7 @@ def _dom(url: str) -> str:
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("KMREC_REQUIRE_BROWSER"),
                     reason="no chromium on this machine (apt-get install chromium); CI "
                     "installs it and sets KMREC_REQUIRE_BROWSER=1")
-def test_in_a_browser_the_plots_render_and_the_table_filters(fake_results):  # noqa: F811
+def test_in_a_browser_the_plots_render_and_the_table_filters(fake_results):
     assert CHROMIUM, "KMREC_REQUIRE_BROWSER is set but chromium is not installed"
     page = build_html(fake_results).resolve()
     dom = _dom(page.as_uri())

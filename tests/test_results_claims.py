@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from kmrec_gpu.claims import (DEFAULT_PATH, load_claims, validate_claim, validate_claims,
-                              write_claims)
+from kmrec_gpu.claims import (
+    DEFAULT_PATH,
+    load_claims,
+    validate_claim,
+    validate_claims,
+    write_claims,
+)
 from kmrec_gpu.errors import SchemaError
 from kmrec_gpu.results import ResultWriter, make_row, read_rows, validate_row
 

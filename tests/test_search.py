@@ -40,9 +40,12 @@ def test_the_whole_search_reads_no_test_rating(split):
 
 def test_a_recommender_search_reads_no_test_row():
     s = per_user(load("synthetic-small"), fraction=0.2, seed=0)
-    make = lambda: ValidatedSearch(  # noqa: E731
-        estimator={"class": "kmrec_gpu.models.item_item.EASE"}, task="topk", n_trials=3,
-        space={"l2": {"low": 1.0, "high": 1000.0, "log": True}})
+
+    def make():
+        return ValidatedSearch(
+            estimator={"class": "kmrec_gpu.models.item_item.EASE"}, task="topk", n_trials=3,
+            space={"l2": {"low": 1.0, "high": 1000.0, "log": True}})
+
     assert_no_recommender_leakage(fit_recommend_estimator(make), s)
 
 

@@ -7,9 +7,17 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from kmrec_gpu.neural import SEED000_GENRES, PublishedMLP000, adjusted_target
-from kmrec_gpu.neural.seed000 import (PAIR, batch_mean_mse, first_row_of_movie, pair_accuracy,
-                                      pair_check, pair_features, pair_row, published_rows,
-                                      published_split)
+from kmrec_gpu.neural.seed000 import (
+    PAIR,
+    batch_mean_mse,
+    first_row_of_movie,
+    pair_accuracy,
+    pair_check,
+    pair_features,
+    pair_row,
+    published_rows,
+    published_split,
+)
 from kmrec_gpu.ratings import Ratings, RatingScale, Tags
 
 GENRES = ("Action", "Comedy", "Drama")

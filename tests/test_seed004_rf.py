@@ -9,10 +9,19 @@ from sklearn.model_selection import train_test_split
 from kmrec_gpu.data.synthetic import synthetic_preset
 from kmrec_gpu.leakage import LeakageError, assert_no_leakage, check_leakage
 from kmrec_gpu.metrics import rmse
-from kmrec_gpu.models.seed004_rf import (DEFAULT_FEATURES, DOCUMENTED_FEATURES, NO_GENRE,
-                                         Seed004Pipeline, build_features, concat,
-                                         first_two_genres, make_forest, parse_years,
-                                         protocol_features, published_split)
+from kmrec_gpu.models.seed004_rf import (
+    DEFAULT_FEATURES,
+    DOCUMENTED_FEATURES,
+    NO_GENRE,
+    Seed004Pipeline,
+    build_features,
+    concat,
+    first_two_genres,
+    make_forest,
+    parse_years,
+    protocol_features,
+    published_split,
+)
 from kmrec_gpu.ratings import Ratings, RatingScale
 from kmrec_gpu.splits import TTSplit, holdout
 
@@ -48,7 +57,10 @@ def test_years_and_genres_by_hand():
     assert parse_years(None, 2).tolist() == [0.0, 0.0]
     g1, g2, vocab = first_two_genres(np.array(FLAGS), GENRES, 4)
     assert vocab == sorted(GENRES + (NO_GENRE,))
-    names = lambda g: [vocab[k] for k in g]  # noqa: E731
+
+    def names(g):
+        return [vocab[k] for k in g]
+
     assert names(g1) == ["Action", "Animation", "Drama", NO_GENRE]
     assert names(g2) == ["Drama", "Musical", NO_GENRE, NO_GENRE]  # IMAX comes last
 

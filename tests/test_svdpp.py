@@ -47,7 +47,10 @@ def test_every_step_moves_the_fit_and_more_epochs_fit_train_better(split):
 
 
 def test_no_test_rating_is_read(split):
-    make = lambda: SVDpp(n_epochs=2, random_state=0)  # noqa: E731
+
+    def make():
+        return SVDpp(n_epochs=2, random_state=0)
+
     rep = assert_no_leakage(fit_predict_estimator(make), split)
     assert rep.n_changed_ratings == len(split.test)
 

@@ -4,8 +4,13 @@ rule."""
 
 from kmrec_gpu.claims.build import MissingRows, build_claims
 from kmrec_gpu.claims.protocol import Protocol, ProtocolError, load_protocols
-from kmrec_gpu.claims.record import (DEFAULT_PATH, load_claims, validate_claim,
-                                     validate_claims, write_claims)
+from kmrec_gpu.claims.record import (
+                                     DEFAULT_PATH,
+                                     load_claims,
+                                     validate_claim,
+                                     validate_claims,
+                                     write_claims,
+)
 from kmrec_gpu.claims.run import run_claims
 from kmrec_gpu.claims.verdict import VERDICTS, conclusion_holds, figure_verdict
 

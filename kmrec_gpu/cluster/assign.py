@@ -32,6 +32,10 @@ class AssignOps:
         raise NotImplementedError
 
 
+def _joined(xp: Any, parts: list) -> Any:
+    return parts[0] if len(parts) == 1 else xp.concat(parts)
+
+
 class ComposedOps(AssignOps):
     """Matrix products and reductions of the backend's namespace (every backend)."""
 
@@ -59,8 +63,7 @@ class ComposedOps(AssignOps):
                 else:
                     sums = sums + xp.permute_dims(onehot, (1, 0)) @ b.x
                 counts = counts + xp.astype(xp.sum(onehot, axis=0), xp.int64)
-        cat = (lambda parts: parts[0] if len(parts) == 1 else xp.concat(parts))
-        return cat(labels), cat(mind), sums, counts
+        return _joined(xp, labels), _joined(xp, mind), sums, counts
 
     def assign_update(self, data, centers, labels):
         new, _, sums, counts = self._run(data, centers, True)

@@ -66,7 +66,8 @@ def elbow(X: Any, ks: Iterable[int] = range(1, 11), *, random_state: int = 0,
         m = KMeans(k, random_state=random_state, **kmeans_params).fit(X)
         wcss.append(m.inertia_)
         if 2 <= k < n and len(np.unique(m.labels_)) >= 2:
-            size = None if silhouette_sample is None or silhouette_sample >= n else silhouette_sample
+            whole = silhouette_sample is None or silhouette_sample >= n
+            size = None if whole else silhouette_sample
             sil[k] = float(silhouette_score(
                 X, m.labels_, sample_size=size,
                 random_state=seeding.int_seed(random_state, "silhouette", str(k))))

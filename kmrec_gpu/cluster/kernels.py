@@ -6,6 +6,7 @@ imported only when asked, and so a missing one is a reason, never an error.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,7 @@ def find(data: KMeansData, mode: str = "auto") -> tuple[AssignOps | None, str]:
     be = data.backend
     if be.name == "cpu" and be.library == "numpy":
         try:
-            import kernels.cpu_kmeans  # noqa: F401  (compiles lazily on first call)
+            importlib.import_module("kernels.cpu_kmeans")  # compiles lazily on first call
         except ImportError as exc:
             return None, f"numba is not importable ({exc})"
         return NumbaAssign(), ""

@@ -22,7 +22,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
 from kmrec_gpu import seeding
@@ -330,7 +329,8 @@ def exact_inertia(data: KMeansData, centers: Any, labels: Any) -> float:
         lab = labels[b.start:b.stop]
         if data.sparse:
             dots = data.backend.sparse.matmul(b.x, xp.permute_dims(centers, (1, 0)))
-            onehot = xp.astype(lab[:, None] == xp.arange(centers.shape[0], device=data.backend.device)[None, :], dots.dtype)
+            ar = xp.arange(centers.shape[0], device=data.backend.device)
+            onehot = xp.astype(lab[:, None] == ar[None, :], dots.dtype)
             cross = xp.sum(dots * onehot, axis=1)
             total += float(xp.sum(xp.clip(b.sq_norms - 2 * cross + xp.take(cn, lab), 0.0, None)))
         else:

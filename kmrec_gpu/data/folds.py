@@ -3,9 +3,9 @@
 Each ``uK.test`` holds 20,000 of the 100,000 ratings, the five disjoint, and ``uK.base``
 the other 80,000 (``mku.sh``). GLocal-K's ml-100k figure (0.8889) is measured on the
 ``u1`` fold, so an RMSE set beside it must be too (the Surprise README's table uses five
-random folds instead: ``split=kfold``). The split marks the ratings of ``u.data`` whose (user, movie) pair is in the fold's test file;
-the file's digest is checked against the one the registry lists, and its rows must all be
-ratings of the loaded data.
+random folds instead: ``split=kfold``). The split marks the ratings of ``u.data`` whose
+(user, movie) pair is in the fold's test file; the file's digest is checked against the
+one the registry lists, and its rows must all be ratings of the loaded data.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from kmrec_gpu.data.locate import locate
 from kmrec_gpu.data.parse import Table, check_separator, read_table, row_line, row_lines
 from kmrec_gpu.data.registry import ML100K_GENRES, DatasetSpec
 from kmrec_gpu.errors import ChecksumMismatch, DataError, MalformedInput
-from kmrec_gpu.ratings import RatingScale, Ratings, Source, Tags, from_arrays
 from kmrec_gpu.log import get as _get_logger
+from kmrec_gpu.ratings import Ratings, RatingScale, Source, Tags, from_arrays
 
 _LOG = _get_logger(__name__)
 
@@ -191,7 +191,8 @@ def _attach_tags(r: Ratings, data: bytes, table: Table, where: str) -> Ratings:
     return dataclasses.replace(r, tags=tags, meta=meta)
 
 
-def load_seed002(spec: DatasetSpec, path: str | Path | None = None, *, verify: bool = True) -> Ratings:
+def load_seed002(spec: DatasetSpec, path: str | Path | None = None, *,
+                 verify: bool = True) -> Ratings:
     """Seed 002's 447-row file (an unnamed index column, then userId, movieId, rating)."""
     src = locate(spec, path, download=False)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kmrec_gpu.errors import DataError, InvalidArgument
-from kmrec_gpu.ratings import RatingScale, Ratings
+from kmrec_gpu.ratings import Ratings, RatingScale
 
 COLUMN_ROLES = ("user", "item", "rating", "timestamp")
 

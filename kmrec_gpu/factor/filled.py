@@ -5,8 +5,8 @@ pandas pivot of the training frame would). Observed cells hold the rating, missi
 the user's mean over their training ratings; optional min-max scaling uses the training
 minimum and maximum. That matrix is ``m·1ᵀ + S``: a rank-1 term plus a sparse ``S`` whose
 stored values are ``r_ui - m_u`` on the observed cells. :class:`FilledMatrix` keeps only
-``m`` and the observed ratings (memory O(nnz + users); ``S`` is derived from them), and materialises the dense matrix only when a
-dense reference asks for it.
+``m`` and the observed ratings (memory O(nnz + users); ``S`` is derived from them), and
+materialises the dense matrix only when a dense reference asks for it.
 
 A held-out pair maps back through the pivot: a user with no training rating gets the
 training global mean, a movie with none gets the user's mean (the value the fill would

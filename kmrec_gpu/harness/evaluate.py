@@ -11,8 +11,8 @@ import numpy as np
 
 from kmrec_gpu import seeding
 from kmrec_gpu.metrics import per_user_ranking, rating_metrics
-from kmrec_gpu.metrics.ranking import ranking_summary
 from kmrec_gpu.metrics import users as user_stats
+from kmrec_gpu.metrics.ranking import ranking_summary
 from kmrec_gpu.splits import TTSplit
 
 

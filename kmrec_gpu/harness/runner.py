@@ -258,8 +258,8 @@ class Harness:
             return self._skip_or_fail(spec, "skipped", f"{m['name']} has no fused kernel "
                                       "(kernels=on runs only models with a kernels switch)", be)
         if self.already_done(spec):
-            self.console.print(f"[dim]done[/] {escape(spec.label)}: a result for this configuration "
-                               f"and revision exists (force=true runs it again)")
+            self.console.print(f"[dim]done[/] {escape(spec.label)}: a result for this "
+                               "configuration and revision exists (force=true runs it again)")
             return stored_result(spec, self._finished()[(spec.key, git_revision())], be)
         try:
             r, desc = self.dataset(spec, be)

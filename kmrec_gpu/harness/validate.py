@@ -68,7 +68,8 @@ def problems(cfg: Any) -> list[str]:
         for k, v in params.items():
             if k in _FRACTIONS and v is not None and not (_num(v) and 0 < v < 1):
                 out.append(f"split.params.{k}={v!r}: expected a number in (0, 1)")
-            if k in ("k", "n_folds", "min_train") and not (_int(v) and v >= (2 if k == "n_folds" else 1)):
+            least = 2 if k == "n_folds" else 1
+            if k in ("k", "n_folds", "min_train") and not (_int(v) and v >= least):
                 out.append(f"split.params.{k}={v!r}: expected an integer >= "
                            f"{2 if k == 'n_folds' else 1}")
         n, f = params.get("n_folds"), params.get("fold")

@@ -12,8 +12,14 @@ import numpy as np
 
 from kmrec_gpu.cluster import KMeans
 from kmrec_gpu.cluster.engines import make_kmeans
-from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
-                                       check_users, concat_rankings, liked_mask)
+from kmrec_gpu.models._recbase import (
+    RecommenderMixin,
+    check_k,
+    check_threshold,
+    check_users,
+    concat_rankings,
+    liked_mask,
+)
 from kmrec_gpu.models.liked_clusters import membership
 from kmrec_gpu.models.popularity import GlobalPopularity
 from kmrec_gpu.ratings import Ratings

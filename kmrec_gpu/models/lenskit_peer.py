@@ -7,6 +7,7 @@ LensKit (2025.x) pins pandas 2.x; the project's range (``pandas>=2.1``) admits i
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from kmrec_gpu.ratings import Ratings
 
 def lenskit_available() -> bool:
     try:
-        import lenskit.als  # noqa: F401
+        importlib.import_module("lenskit.als")
     except ImportError:
         return False
     return True

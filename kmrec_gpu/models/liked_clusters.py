@@ -12,8 +12,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from kmrec_gpu.cluster.engines import make_kmeans
-from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
-                                       check_users, grouped_top_k, liked_mask, rankings)
+from kmrec_gpu.models._recbase import (
+    RecommenderMixin,
+    check_k,
+    check_threshold,
+    check_users,
+    grouped_top_k,
+    liked_mask,
+    rankings,
+)
 from kmrec_gpu.models.popularity import GlobalPopularity
 from kmrec_gpu.ratings import Ratings
 

@@ -73,7 +73,6 @@ from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
 from kmrec_gpu.factor.linalg import sampled_dot, sddmm_path
 from kmrec_gpu.ratings import Ratings
 
-
 # degree buckets: a bucket holds the rows whose rating count is at most
 # max(_BUCKET_GROWTH * d, d + _BUCKET_SLACK) for its smallest count d, so padding to the
 # bucket's largest count wastes under 25% of the gathered rows (more, but only a few rows'

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from kmrec_gpu import seeding
-from kmrec_gpu.models._recbase import (RecommenderMixin, check_k, check_threshold,
-                                       check_users, grouped_top_k, item_counts, rankings,
-                                       top_k)
+from kmrec_gpu.models._recbase import (
+    RecommenderMixin,
+    check_k,
+    check_threshold,
+    check_users,
+    grouped_top_k,
+    item_counts,
+    rankings,
+    top_k,
+)
 from kmrec_gpu.ratings import Ratings
 
 

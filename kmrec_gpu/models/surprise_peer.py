@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from kmrec_gpu.ratings import Ratings
 
 def surprise_available() -> bool:
     try:
-        import surprise  # noqa: F401
+        importlib.import_module("surprise")
     except ImportError:
         return False
     return True

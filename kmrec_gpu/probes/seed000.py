@@ -29,8 +29,16 @@ from typing import Any
 import numpy as np
 
 from kmrec_gpu.neural.estimators import PublishedMLP000
-from kmrec_gpu.neural.seed000 import (LEAD_COLUMNS, PAIR, batch_mean_mse, first_row_of_movie,
-                                      pair_accuracy, pair_features, pair_row, published_rows)
+from kmrec_gpu.neural.seed000 import (
+    LEAD_COLUMNS,
+    PAIR,
+    batch_mean_mse,
+    first_row_of_movie,
+    pair_accuracy,
+    pair_features,
+    pair_row,
+    published_rows,
+)
 from kmrec_gpu.probes import Probe
 from kmrec_gpu.ratings import Ratings
 

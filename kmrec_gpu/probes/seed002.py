@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from kmrec_gpu.log import get as _get_logger
 from kmrec_gpu.models.liked_clusters import fix_small_clusters, liked_matrix
 from kmrec_gpu.probes import Probe
 from kmrec_gpu.ratings import Ratings
-from kmrec_gpu.log import get as _get_logger
 
 _LOG = _get_logger(__name__)
 

@@ -19,15 +19,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kmrec_gpu.errors import KmrecError, MalformedInput
-from kmrec_gpu.report import (accuracy, coverage, elbow, fmt, sensitivity, summary, tables,
-                              tuning)
+from kmrec_gpu.log import get as _get_logger
+from kmrec_gpu.report import accuracy, coverage, elbow, fmt, sensitivity, summary, tables, tuning
 from kmrec_gpu.report.labels import label, plain
 from kmrec_gpu.report.load import Inputs, load_inputs, stamp, when
 from kmrec_gpu.report.plots import Line, Panel, draw
-from kmrec_gpu.report.scale import (Series, factor_bench_series, harness_fit_rows,
-                                    harness_series, kmeans_bench_series, slope_rows)
+from kmrec_gpu.report.scale import (
+    Series,
+    factor_bench_series,
+    harness_fit_rows,
+    harness_series,
+    kmeans_bench_series,
+    slope_rows,
+)
 from kmrec_gpu.results import write_atomic
-from kmrec_gpu.log import get as _get_logger
 
 _LOG = _get_logger(__name__)
 

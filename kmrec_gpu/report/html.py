@@ -196,7 +196,8 @@ def _comparison_table(rows: list[dict]) -> str:
         par, sp = c.get("parity") or {}, c.get("speedup") or {}
         out.append([(harness(r) or {}).get("model_config", r["model"]["name"]),
                     r["dataset"]["name"], f"{(c.get('a') or {}).get('library')}",
-                    f"{(c.get('b') or {}).get('library')} on {(c.get('b') or {}).get('device_name')}",
+                    f"{(c.get('b') or {}).get('library')} on "
+                    f"{(c.get('b') or {}).get('device_name')}",
                     str(bool(c.get("gpu_found"))), str(sp.get("fit")), str(par.get("ari")),
                     json.dumps(par.get("metric_deltas") or {}), c.get("note") or ""])
     return _table(["model", "dataset", "a", "b", "GPU found", "speedup fit (a/b)", "ARI",

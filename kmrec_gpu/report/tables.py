@@ -8,8 +8,14 @@ from typing import Any
 
 from kmrec_gpu.report import fmt
 from kmrec_gpu.report.labels import label
-from kmrec_gpu.report.load import (SOURCE, comparison, fallback_reasons, gpu_found,
-                                   harness, kernels_tag)
+from kmrec_gpu.report.load import (
+    SOURCE,
+    comparison,
+    fallback_reasons,
+    gpu_found,
+    harness,
+    kernels_tag,
+)
 
 NO_GPU = "No GPU was found; the comparison is between the CPU array namespaces."
 
