@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from kmrec_gpu.models.baseline import BiasBaseline
 from kmrec_gpu.ratings import Ratings
 
 RULES = ("bias_baseline", "own")
@@ -36,7 +35,12 @@ class ColdFallback:
 
     def __init__(self, primary: Any, fallback: Any = None) -> None:
         self.primary = primary
-        self.fallback = BiasBaseline() if fallback is None else fallback
+        if fallback is None:
+            # imported here: the harness reads RULES at start-up, before any model is built
+            from kmrec_gpu.models.baseline import BiasBaseline
+
+            fallback = BiasBaseline()
+        self.fallback = fallback
 
     def fit(self, train: Ratings) -> ColdFallback:
         self.primary.fit(train)
