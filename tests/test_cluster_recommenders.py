@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from kmrec_gpu.data import load
-from kmrec_gpu.leakage import LeakageError
-from kmrec_gpu.leakage_rec import (
+from kmrec_gpu.leakage import (
+    LeakageError,
     assert_no_recommender_leakage,
     check_recommender_leakage,
     fit_recommend_estimator,

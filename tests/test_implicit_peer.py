@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kmrec_gpu.data import load
-from kmrec_gpu.leakage_rec import (
+from kmrec_gpu.leakage import (
     assert_no_recommender_leakage,
     check_recommender_leakage,
     fit_recommend_estimator,

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 from kmrec_gpu.data import load
-from kmrec_gpu.leakage import assert_no_leakage, fit_predict_estimator
-from kmrec_gpu.leakage_rec import assert_no_recommender_leakage, fit_recommend_estimator
+from kmrec_gpu.leakage import (
+    assert_no_leakage,
+    assert_no_recommender_leakage,
+    fit_predict_estimator,
+    fit_recommend_estimator,
+)
 from kmrec_gpu.models.search import ValidatedSearch
 from kmrec_gpu.splits import holdout, per_user
 
