@@ -108,10 +108,11 @@ def test_readme_states_no_claim_figure_the_claims_do_not():
     section = section[:section.index("\n## ", 4)]
     values = {f"{f[k]:.4f}" for c in load_claims(RESULTS / "claims.json")
               for f in [*c["figures"], *c["comparison"], *c["context"],
-                        *c["conclusion_evidence"]]
+                        *c["conclusion_evidence"], *c["tuned_evidence"]]
               for k in ("value", "ci_low", "ci_high", "difference") if k in f}
     values |= {f"{abs(f[k]):.4f}" for c in load_claims(RESULTS / "claims.json")
-               for f in c["conclusion_evidence"] for k in ("difference", "ci_low", "ci_high")}
+               for f in [*c["conclusion_evidence"], *c["tuned_evidence"]]
+               for k in ("difference", "ci_low", "ci_high")}
     for c in load_claims(RESULTS / "claims.json"):  # the claimed figures and margins
         values |= {f"{v:.4f}" for v in (c["claimed"], c["margin"], *c["claimed_all"].values())
                    if v is not None}

@@ -104,7 +104,8 @@ def claim(**over):
          "claimed": 0.918, "claimed_all": {}, "margin": 0.01, "margin_reason": "measured",
          "held_out": None, "as_published": None, "figures": [], "comparison": [],
          "verdict": "unsupported", "verdict_note": "no code", "conclusion": None,
-         "conclusion_holds": None, "conclusion_evidence": [], "context": [],
+         "conclusion_holds": None, "conclusion_evidence": [], "tuned_holds": None,
+         "tuned_evidence": [], "context": [],
          "protocol": "inferred: 90/10 holdout", "bootstrap": {}, "evidence": ["runs/x.jsonl"]}
     c.update(over)
     return c
@@ -134,6 +135,8 @@ def test_write_then_load_round_trips(tmp_path):
     ({"verdict": "inconclusive", "margin": None}, "needs claimed and margin"),
     ({"conclusion_holds": "yes"}, "true, false or null"),
     ({"conclusion_holds": True}, "needs conclusion_evidence"),
+    ({"tuned_holds": True}, "needs tuned_evidence"),
+    ({"tuned_holds": "yes"}, "tuned_holds must be true, false or null"),
     ({"statement": ""}, "non-empty string"),
     ({"extra": 1}, "unknown keys"),
 ])

@@ -68,8 +68,15 @@ def _params(r: dict) -> dict[str, str]:
     """The model's configuration without its seed (each split's row has its own) and its
     backend (the line's library column; older rows stored the object's repr, address
     included), each value canonical."""
-    return {k: _canon(v) for k, v in (r["model"].get("params") or {}).items()
+    return {k: _canon(_unseeded(v)) for k, v in (r["model"].get("params") or {}).items()
             if k not in (*_SEED_KEYS, "backend")}
+
+
+def _unseeded(v: Any) -> Any:
+    """A nested dictionary (a search's estimator) without its seed keys either."""
+    if isinstance(v, dict):
+        return {k: _unseeded(x) for k, x in v.items() if k not in _SEED_KEYS}
+    return v
 
 
 def _same_configuration(a: dict, b: dict) -> bool:
@@ -109,9 +116,24 @@ def _config_params() -> dict[str, dict]:
             names = []
         for name in names:
             est = OmegaConf.to_container(load_option("model", name), resolve=False)
-            _CONFIGS[name] = {k: v for k, v in (est.get("estimator") or {}).items()
-                              if k != "_target_" and not (isinstance(v, str) and "${" in v)}
+            _CONFIGS[name] = {k: v for k, v in _settled(est.get("estimator") or {}).items()
+                              if k != "_target_"}
     return _CONFIGS
+
+
+def _settled(d: dict) -> dict:
+    """``d`` without its interpolations (``${seed}``), nested dictionaries included: a
+    search option's estimator is a dictionary whose ``random_state`` follows the seed."""
+    return {k: _settled(v) if isinstance(v, dict) else v for k, v in d.items()
+            if not (isinstance(v, str) and "${" in v)}
+
+
+def _holds(want: Any, have: Any) -> bool:
+    """Every value the option sets, in the row; a nested dictionary by its keys."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and _holds(v, have[k])
+                                              for k, v in want.items())
+    return _canon(have) == _canon(want)
 
 
 _CONFIGS: dict[str, dict] | None = None
@@ -124,8 +146,7 @@ def current_configuration(r: dict) -> bool:
     want = _config_params().get(r["model"]["name"])
     if want is None:
         return True
-    have = r["model"].get("params") or {}
-    return all(k in have and _canon(have[k]) == _canon(v) for k, v in want.items())
+    return _holds(want, r["model"].get("params") or {})
 
 
 def _groups(rows: list[dict]) -> dict[tuple[str, str, str, str, str], list[dict]]:

@@ -26,6 +26,11 @@ def _fit_facts(runs: list[dict]) -> dict[str, dict]:
     return out
 
 
+def _g(v: float) -> str:
+    """A chosen value to three significant digits (an int as it is)."""
+    return str(v) if isinstance(v, int) else f"{v:.3g}"
+
+
 def _chosen(fits: list[dict]) -> str:
     values: dict[str, list] = {}
     for r in fits:
@@ -35,8 +40,8 @@ def _chosen(fits: list[dict]) -> str:
     for k in sorted(values):
         vs = values[k]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs):
-            lo, hi = min(vs), max(vs)
-            parts.append(f"{k} {fmt.num(lo)}" if lo == hi else f"{k} {fmt.num(lo)}-{fmt.num(hi)}")
+            lo, hi = _g(min(vs)), _g(max(vs))
+            parts.append(f"{k} {lo}" if lo == hi else f"{k} {lo}-{hi}")
         else:
             parts.append(f"{k} {', '.join(sorted({str(v) for v in vs}))}")
     return "; ".join(parts)
@@ -74,7 +79,7 @@ def section(runs: list[dict], *figure_sets: tuple[str, dict]) -> str:
             lines.append([
                 ds, model, proto, len(fits), budget,
                 str(trials[0]) if len(trials) == 1 else f"{trials[0]}-{trials[-1]}",
-                fmt.num(tune), _chosen(fits), f"{edges} of {len(fits)}",
+                f"{tune:.1f}", _chosen(fits), f"{edges} of {len(fits)}",
                 f"{metric} {fmt.metric(value)}" if value is not None else fmt.MISSING,
                 peer or fmt.MISSING,
                 fmt.metric(base[2]) if base and base[2] is not None else fmt.MISSING])
