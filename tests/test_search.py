@@ -73,3 +73,26 @@ def test_bad_configuration_is_named(split, kw, match):
     args = {"estimator": KNN, "space": {"k": {"low": 5, "high": 80, "int": True}}, **kw}
     with pytest.raises(ValueError, match=match):
         ValidatedSearch(**args).fit(split.train)
+
+
+def test_a_pipeline_search_reads_no_test_row_and_runs_its_choice():
+    from kmrec_gpu.data.synthetic import synthetic_preset
+    from kmrec_gpu.models.seed004_rf import Seed004Pipeline
+
+    split = holdout(synthetic_preset("synthetic-small", seed=0), 0.2, seed=0)
+
+    def make():
+        return ValidatedSearch(
+            estimator={"class": "kmrec_gpu.models.seed004_rf.Seed004Pipeline",
+                       "protocol": "clean", "model": "linear"},
+            space={"n_clusters": {"low": 2, "high": 8, "int": True}}, task="pipeline",
+            n_trials=3)
+
+    assert not assert_no_leakage(lambda s: make().fit_predict(s), split).leaks
+    m = make()
+    pred = m.fit_predict(split)
+    assert m.n_trials_ == 3 and 2 <= m.best_params_["n_clusters"] <= 8
+    same = Seed004Pipeline("clean", model="linear", **m.best_params_).fit_predict(split)
+    np.testing.assert_array_equal(pred, same)
+    with pytest.raises(ValueError, match="fit_predict is for task='pipeline'"):
+        ValidatedSearch(estimator={"class": "x"}, space={}, task="rating").fit_predict(split)

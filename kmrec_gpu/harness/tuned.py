@@ -31,7 +31,7 @@ class ExportError(KmrecError, ValueError):
 
 def _matches(row: dict[str, Any], model: str, dataset: str, seed: int,
              split: str | None) -> bool:
-    return (row.get("phase") == "fit" and row.get("status") == "ok"
+    return (row.get("phase") in ("fit", "end-to-end") and row.get("status") == "ok"
             and row["model"]["name"] == model and row["dataset"]["name"] == dataset
             and row.get("seed") == seed
             and (split is None or (row.get("split") or {}).get("method") == split)
@@ -101,7 +101,7 @@ def render(model: str, row: dict[str, Any], source: Path, name: str) -> str:
     if "cold_pairs" in search:
         option["cold_pairs"] = search.cold_pairs
     facts, ds, sp = row["extra"]["facts"], row["dataset"], row.get("split") or {}
-    metric = "RMSE" if search.task == "rating" else f"nDCG@{est.get('k', 10)}"
+    metric = f"nDCG@{est.get('k', 10)}" if search.task == "topk" else "RMSE"
     header = [
         f"{name}: {model}'s choice, exported by `kmrec tuned {model} --dataset {ds['name']} "
         f"--seed {row['seed']} --name {name}`",

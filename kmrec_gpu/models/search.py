@@ -5,6 +5,9 @@ out of ``train`` (:func:`kmrec_gpu.splits.validation_split`), runs Optuna's TPE 
 (seeded) for at most ``n_trials`` trials and ``timeout_s`` seconds, each trial fitting the
 model on the rest of ``train`` and scoring it on the validation part (RMSE for a rating
 model, nDCG@k for a recommender), then refits the best configuration on all of ``train``.
+A ``task="pipeline"`` search (a ``split -> predictions`` pipeline such as seed 004's forest)
+runs each trial as the pipeline on the inner split and scores its RMSE; ``fit_predict``
+searches on the split's training part, then runs the chosen pipeline on the split.
 The test set is never an argument here, so the whole tune-then-fit pipeline goes through
 the leakage check like any model (Rendle et al. 2019: tune every compared model the same
 way, on validation data, and say how much).
@@ -53,8 +56,8 @@ class ValidatedSearch(Estimator):
     _fitted_attr = "best_estimator_"
 
     def _check(self) -> None:
-        if self.task not in ("rating", "topk"):
-            raise ValueError(f"task must be 'rating' or 'topk', got {self.task!r}")
+        if self.task not in ("rating", "topk", "pipeline"):
+            raise ValueError(f"task must be 'rating', 'topk' or 'pipeline', got {self.task!r}")
         if not (isinstance(self.n_trials, int) and self.n_trials >= 1):
             raise ValueError(f"n_trials must be an int >= 1, got {self.n_trials!r}")
         if not isinstance(self.estimator, dict) or "class" not in self.estimator:
@@ -75,6 +78,12 @@ class ValidatedSearch(Estimator):
                            _convert_="all")
 
     def _score(self, model: Any, valid: Ratings, fit_part: Ratings) -> float:
+        if self.task == "pipeline":  # a split -> predictions pipeline, on the inner split
+            from kmrec_gpu.metrics import rmse
+            from kmrec_gpu.splits import TTSplit
+
+            pred = model.fit_predict(TTSplit(fit_part, valid, method="validation"))
+            return float(rmse(valid.ratings.astype(np.float64), pred))
         if self.task == "rating":
             from kmrec_gpu.metrics import rmse
 
@@ -104,12 +113,14 @@ class ValidatedSearch(Estimator):
                 else:
                     params[name] = trial.suggest_float(name, float(dom["low"]),
                                                        float(dom["high"]), log=bool(dom.get("log")))
-            model = self._build(params).fit(inner.train)
+            model = self._build(params)
+            if self.task != "pipeline":
+                model = model.fit(inner.train)
             return self._score(model, inner.test, inner.train)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
-            direction="minimize" if self.task == "rating" else "maximize",
+            direction="maximize" if self.task == "topk" else "minimize",
             sampler=optuna.samplers.TPESampler(seed=self.random_state))
         study.optimize(objective, n_trials=self.n_trials, timeout=self.timeout_s)
         self.best_params_ = dict(study.best_params)
@@ -117,8 +128,17 @@ class ValidatedSearch(Estimator):
         self.n_trials_ = len(study.trials)
         self.at_edge_ = ",".join(n for n in sorted(self.best_params_) if self._at_edge(n))
         self.tune_s_ = time.perf_counter() - t0
-        self.best_estimator_ = self._build(self.best_params_).fit(train)
+        best = self._build(self.best_params_)
+        self.best_estimator_ = best if self.task == "pipeline" else best.fit(train)
         return self
+
+    def fit_predict(self, split: Any) -> np.ndarray:
+        """A pipeline search (``task="pipeline"``): search on ``split.train`` only, then the
+        chosen pipeline maps ``split`` to its test predictions."""
+        if self.task != "pipeline":
+            raise ValueError(f"fit_predict is for task='pipeline', this search is {self.task!r}")
+        self.fit(split.train)
+        return self.best_estimator_.fit_predict(split)
 
     def _at_edge(self, name: str) -> bool:
         dom = self.space[name]

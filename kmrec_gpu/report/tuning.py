@@ -21,7 +21,8 @@ def _fit_facts(runs: list[dict]) -> dict[str, dict]:
     for r in sorted(runs, key=lambda r: r.get("created_utc") or ""):
         facts = (r.get("extra") or {}).get("facts") or {}
         key = ((r.get("extra") or {}).get("harness") or {}).get("cell_key")
-        if r.get("phase") == "fit" and r.get("status") == "ok" and key and "tune_s" in facts:
+        if (r.get("phase") in ("fit", "end-to-end") and r.get("status") == "ok" and key
+                and "tune_s" in facts):
             out[key] = r
     return out
 
