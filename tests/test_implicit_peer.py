@@ -12,10 +12,10 @@ from kmrec_gpu.leakage import (
     check_recommender_leakage,
     fit_recommend_estimator,
     scored_users,
+    with_test_rows,
 )
 from kmrec_gpu.models.implicit_peer import ImplicitALS
 from kmrec_gpu.splits import per_user
-from tests.test_cluster_recommenders import with_test_rows
 
 pytest.importorskip("implicit", reason="implicit not installed (the 'peers' extra)")
 

@@ -12,11 +12,11 @@ from kmrec_gpu.leakage import (
     check_recommender_leakage,
     fit_recommend_estimator,
     scored_users,
+    with_test_rows,
 )
 from kmrec_gpu.models.item_item import EASE, ItemKNN
 from kmrec_gpu.ratings import RatingScale, from_arrays
 from kmrec_gpu.splits import per_user
-from tests.test_cluster_recommenders import with_test_rows
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 
 from kmrec_gpu.data import load
-from kmrec_gpu.leakage import assert_no_leakage, check_leakage, fit_predict_estimator
+from kmrec_gpu.leakage import (
+    assert_no_leakage,
+    check_leakage,
+    fit_predict_estimator,
+    with_test_rows,
+)
 from kmrec_gpu.models.surprise_peer import SurprisePeer, surprise_available
 from kmrec_gpu.models.svdpp import SVDpp
 from kmrec_gpu.splits import holdout
-from tests.test_cluster_recommenders import with_test_rows
 
 
 @pytest.fixture(scope="module")

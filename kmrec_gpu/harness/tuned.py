@@ -67,17 +67,17 @@ def _base_option(target: str, fixed: dict[str, Any]):
     from kmrec_gpu.harness.spec import options
 
     for name in options("model"):
-        est = OmegaConf.to_container(load_option("model", name).estimator, resolve=False)
+        option = load_option("model", name)
+        est = OmegaConf.to_container(option.estimator, resolve=False)
         if est.get("_target_") == target and all(est.get(k) == v for k, v in fixed.items()):
-            return load_option("model", name)
+            return option
     return None
 
 
-def render(model: str, row: dict[str, Any], source: Path, name: str) -> str:
-    """The new option's YAML text."""
+def render(model: str, search: Any, row: dict[str, Any], source: Path, name: str) -> str:
+    """The new option's YAML text, from the search option ``model`` (loaded: ``search``)."""
     from omegaconf import OmegaConf
 
-    search = load_option("model", model)
     est = OmegaConf.to_container(search.estimator, resolve=False)
     if not str(est.get("_target_", "")).endswith("ValidatedSearch"):
         raise ExportError(f"model {model} is not a search (its estimator is "
@@ -129,11 +129,11 @@ def export(model: str, *, dataset: str, seed: int, name: str, results: Path,
         raise ExportError(f"{target} exists; choose another --name (an option is never "
                           "overwritten)")
     try:
-        load_option("model", model)
+        search = load_option("model", model)
     except ConfigError as e:
         raise ExportError(str(e)) from None
     row, source = find_row(results, model, dataset, seed, split)
-    text = render(model, row, source, name)
+    text = render(model, search, row, source, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")

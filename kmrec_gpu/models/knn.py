@@ -30,6 +30,8 @@ class KNNBaseline(Estimator):
     """kNN with baselines; ``user_based=False`` (default) is item-based, as Koren and the
     Surprise README's "k-NN Baseline" row use it."""
 
+    _fitted_attr = "similarity_"
+
     def __init__(self, *, k: int = 40, shrinkage: float = 100.0, user_based: bool = False,
                  reg_user: float = 15.0, reg_item: float = 10.0, n_iter: int = 10,
                  backend: str | Backend = "cpu", library: str | None = None,
@@ -43,8 +45,6 @@ class KNNBaseline(Estimator):
         self.backend = backend
         self.library = library
         self.dtype = dtype
-
-    _fitted_attr = "similarity_"
 
     def _check(self) -> None:
         if not (isinstance(self.k, (int, np.integer)) and self.k >= 1):

@@ -39,6 +39,8 @@ class ValidatedSearch(Estimator):
     ``{parameter: {"low": a, "high": b, "log": bool, "int": bool}}`` or
     ``{parameter: {"choices": [...]}}``."""
 
+    _fitted_attr = "best_estimator_"
+
     def __init__(self, *, estimator: dict, space: dict, task: str = "rating",
                  n_trials: int = 20, timeout_s: float | None = None,
                  valid_fraction: float = 0.1, k: int = 10, threshold: float = 4.0,
@@ -52,8 +54,6 @@ class ValidatedSearch(Estimator):
         self.k = k
         self.threshold = threshold
         self.random_state = random_state
-
-    _fitted_attr = "best_estimator_"
 
     def _check(self) -> None:
         if self.task not in ("rating", "topk", "pipeline"):

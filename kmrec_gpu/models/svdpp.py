@@ -30,6 +30,8 @@ def _first_appearance(codes: np.ndarray, n: int) -> tuple[np.ndarray, int]:
 class SVDpp(Estimator):
     """SVD++ by SGD; parameters named and defaulted as Surprise's ``SVDpp``."""
 
+    _fitted_attr = "pu_"
+
     def __init__(self, *, n_factors: int = 20, n_epochs: int = 20, init_mean: float = 0.0,
                  init_std_dev: float = 0.1, lr_all: float = 0.007, reg_all: float = 0.02,
                  random_state: int = 0, clip: bool = True) -> None:
@@ -41,8 +43,6 @@ class SVDpp(Estimator):
         self.reg_all = reg_all
         self.random_state = random_state
         self.clip = clip
-
-    _fitted_attr = "pu_"
 
     def _check(self) -> None:
         for name in ("n_factors", "n_epochs"):
@@ -62,8 +62,9 @@ class SVDpp(Estimator):
         self.item_inner_, n_i = _first_appearance(train.items, train.n_items)
         users = self.user_inner_[train.users]
         order = np.argsort(users, kind="stable")  # each user's ratings in training order
-        self.indptr_ = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_u))])
-        self.rated_ = self.item_inner_[train.items][order]
+        self.indptr_ = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_u))]
+                                      ).astype(np.int64)
+        self.rated_ = self.item_inner_[train.items][order]  # int64, as item_inner_
         ratings = train.ratings.astype(np.float64)[order]
         self.mu_ = float(np.mean(ratings))  # summed in Surprise's order: the same bits
         rng = np.random.RandomState(self.random_state)
@@ -73,7 +74,7 @@ class SVDpp(Estimator):
         self.qi_ = rng.normal(m, s, size=(n_i, k))
         self.yj_ = rng.normal(m, s, size=(n_i, k))
         lr, reg = float(self.lr_all), float(self.reg_all)
-        svdpp_sgd(self.indptr_.astype(np.int64), self.rated_.astype(np.int64), ratings,
+        svdpp_sgd(self.indptr_, self.rated_, ratings,
                   self.mu_, self.bu_, self.bi_, self.pu_, self.qi_, self.yj_,
                   int(self.n_epochs), lr, lr, lr, reg, reg, reg)
         self.scale_ = train.scale
@@ -91,6 +92,6 @@ class SVDpp(Estimator):
             return out
 
         est = svdpp_predict(inner(X.users, self.user_inner_), inner(X.items, self.item_inner_),
-                            self.indptr_.astype(np.int64), self.rated_.astype(np.int64),
-                            self.mu_, self.bu_, self.bi_, self.pu_, self.qi_, self.yj_)
+                            self.indptr_, self.rated_, self.mu_, self.bu_, self.bi_,
+                            self.pu_, self.qi_, self.yj_)
         return np.clip(est, self.scale_.minimum, self.scale_.maximum) if self.clip else est

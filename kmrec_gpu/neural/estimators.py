@@ -98,6 +98,8 @@ class NeuralRegressor(Estimator):
     net_keys: ClassVar[tuple[str, ...]]
     name: ClassVar[str]
 
+    _fitted_attr = "net_"
+
     def __init__(self, *, epochs: int, batch_size: int, lr: float, weight_decay: float,
                  optimizer: str, patience: int | None, valid_fraction: float,
                  genres: str | tuple[str, ...], clip: bool, random_state: int,
@@ -118,8 +120,6 @@ class NeuralRegressor(Estimator):
             setattr(self, k, net_params.pop(k))
         if net_params:
             raise TypeError(f"{type(self).__name__} got unknown parameters {sorted(net_params)}")
-
-    _fitted_attr = "net_"
 
     def _net_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.net_keys}

@@ -100,11 +100,11 @@ class AttentionMLP(nn.Module):
         present = genres > 0
         k = int(present.sum(1).max()) if b else 0
         # a stable sort of the absent flags puts each row's present genres first, in order
-        order = torch.argsort((~present).to(torch.uint8), dim=1, stable=True)[:, :k].T
+        order = torch.argsort((~present).to(torch.uint8), dim=1, stable=True)[:, :k]
         # token-major (T, B, D): attention and pooling then run with the batch innermost
-        g = (self.genre + self.kind[2])[order]
+        g = (self.genre + self.kind[2])[order.T]
         x = torch.cat([(pu + self.kind[0]).unsqueeze(0), (qi + self.kind[1]).unsqueeze(0), g])
-        absent = torch.cat([present.new_zeros(2, b), ~torch.gather(present, 1, order.T).T])
+        absent = torch.cat([present.new_zeros(2, b), ~torch.gather(present, 1, order).T])
         h = self.norm(x + attend(self.attn, x, absent))
         score = self.pool(h).squeeze(-1).masked_fill(absent, float("-inf"))
         pooled = (torch.softmax(score, 0).unsqueeze(-1) * h).sum(0)
