@@ -13,6 +13,7 @@ from typing import Any
 class Timing:
     times_s: tuple[float, ...]
     warmup: int
+    warmup_s: float = 0.0  # the warm-up runs' own seconds (first-call imports and JIT included)
 
     @property
     def median_s(self) -> float:
@@ -29,7 +30,7 @@ class Timing:
     def as_dict(self) -> dict[str, Any]:
         return {"median_s": self.median_s, "min_s": self.min_s, "max_s": self.max_s,
                 "repeats": len(self.times_s), "warmup": self.warmup,
-                "times_s": list(self.times_s)}
+                "warmup_s": self.warmup_s, "times_s": list(self.times_s)}
 
 
 def timed(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1,
@@ -38,8 +39,11 @@ def timed(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1,
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
     out = None
+    t_warm = time.perf_counter()
     for _ in range(warmup):
         out = fn()
+    sync()
+    warmup_s = time.perf_counter() - t_warm
     times = []
     for _ in range(repeats):
         sync()
@@ -47,7 +51,7 @@ def timed(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1,
         out = fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return out, Timing(tuple(times), warmup)
+    return out, Timing(tuple(times), warmup, warmup_s)
 
 
 def timed_budget(fn: Callable[[], Any], *, warmup: int, repeats: int, budget_s: float | None,
@@ -68,11 +72,13 @@ def timed_budget(fn: Callable[[], Any], *, warmup: int, repeats: int, budget_s: 
     if budget_s is not None and first > budget_s:
         return out, Timing((first,), 0)
     times = [] if warmup else [first]
+    warmup_s = first if warmup else 0.0
     for _ in range(max(warmup - 1, 0)):
         out = None  # drop the previous result: the peak is one fit's, not two
-        out, _ = one()
+        out, t = one()
+        warmup_s += t
     while len(times) < repeats:
         out = None
         out, t = one()
         times.append(t)
-    return out, Timing(tuple(times), warmup)
+    return out, Timing(tuple(times), warmup, warmup_s)

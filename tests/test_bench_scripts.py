@@ -187,3 +187,29 @@ def test_kmeans_bench_rows_and_the_report_reads_old_and_new(bk, tmp_path):
     series = kmeans_bench_series(inp.kmeans)
     assert [s.name for s in series] == ["K-means liked matrix (k=15)",
                                         "K-means liked matrix (k=4)"]
+
+
+# `python -X importtime` prints a module after the modules it imported, two spaces a level
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       100 |        100 |   _io
+import time:       300 |        300 |     numpy._core
+import time:       900 |       1200 |   numpy
+import time:       200 |       1500 | kmrec_gpu.backends
+import time:       400 |        400 |     scipy.stats
+import time:       500 |        900 |   sklearn.base
+import time:        50 |        950 | kmrec_gpu.estimator
+import time:        70 |         70 |   json
+import time:        10 |         80 | surprise
+import time:        20 |         20 | numpy
+"""
+
+
+def test_main_job_bench_counts_the_libraries_kmrec_gpu_asks_for_not_their_own_imports(
+        monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # as `python bench/X.py` has it
+    monkeypatch.delitem(sys.modules, "bench_main_job", raising=False)
+    libs = _import("bench_main_job").imported_libraries(IMPORTTIME)
+    # numpy under kmrec_gpu, sklearn.base under ours (not scipy.stats, sklearn's own),
+    # surprise at the top; the stdlib and private modules are not libraries
+    assert libs == ["numpy", "sklearn.base", "surprise"]

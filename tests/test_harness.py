@@ -173,6 +173,21 @@ def test_timed_budget_runs_once_when_the_first_run_is_long():
     out, t = timed_budget(lambda: calls.append(1), warmup=1, repeats=3, budget_s=0.0,
                           sync=lambda: None)
     assert len(calls) == 1 and t.warmup == 0 and len(t.times_s) == 1
+    assert t.warmup_s == 0.0
+
+
+def test_timed_budget_records_the_warm_up_runs_own_seconds():
+    import time
+
+    calls: list[int] = []
+
+    def slow_first() -> None:  # a first call that imports or compiles: slower than the rest
+        calls.append(1)
+        time.sleep(0.05 if len(calls) == 1 else 0.001)
+
+    _, t = timed_budget(slow_first, warmup=2, repeats=2, budget_s=None, sync=lambda: None)
+    assert t.warmup_s >= 0.05 and max(t.times_s) < 0.05
+    assert t.as_dict()["warmup_s"] == t.warmup_s
 
 
 def test_peak_memory_sees_a_transient_allocation():
