@@ -44,13 +44,24 @@ def test_attend_float64_takes_the_torch_path() -> None:
                                atol=1e-12)
 
 
+def _sorted_mask(n_tok: int, n_b: int, gen: torch.Generator) -> torch.Tensor:
+    """As the attention MLP lays its batch out: rows by falling count of present tokens,
+    each row's present tokens first, so every token is present in a prefix of rows."""
+    count = torch.randint(0, n_tok - 1, (n_b,), generator=gen).sort(descending=True).values
+    return torch.cat([torch.zeros(2, n_b, dtype=torch.bool),
+                      torch.arange(n_tok - 2).unsqueeze(1) >= count])
+
+
+@pytest.mark.parametrize("layout", ["random", "sorted"])
+@pytest.mark.parametrize("mask_queries", [False, True])
 @pytest.mark.parametrize("dropout", [False, True])
 @pytest.mark.parametrize(("heads", "width", "n_tok", "n_b"), [(4, 8, 10, 129), (2, 3, 3, 7)])
 def test_kernel_core_matches_torch_core_values_and_gradients(
-        dropout: bool, heads: int, width: int, n_tok: int, n_b: int) -> None:
+        dropout: bool, mask_queries: bool, layout: str, heads: int, width: int, n_tok: int,
+        n_b: int) -> None:
     gen = torch.Generator().manual_seed(heads * 100 + n_tok)
     qkv = torch.randn(3, heads, width, n_tok, n_b, generator=gen)
-    absent = _mask(n_tok, n_b, gen)
+    absent = (_mask if layout == "random" else _sorted_mask)(n_tok, n_b, gen)
     keep = None
     if dropout:
         keep = (torch.rand(heads, n_tok, n_tok, n_b, generator=gen) >= 0.3).float() / 0.7
@@ -58,12 +69,17 @@ def test_kernel_core_matches_torch_core_values_and_gradients(
     outs, grads = [], []
     for kernel in (True, False):
         leaf = qkv.clone().requires_grad_(True)
-        out = core(leaf, absent, keep, width ** -0.5, kernel=kernel)
+        out = core(leaf, absent, keep, width ** -0.5, mask_queries=mask_queries,
+                   kernel=kernel)
         (out * upstream).sum().backward()
         outs.append(out.detach())
         grads.append(leaf.grad)
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+    if mask_queries:  # an absent token's output is 0 and its upstream gradient goes nowhere
+        assert bool((outs[0][:, :, absent] == 0).all())
+        grad_queries = grads[0][0].abs().sum(dim=(0, 1))
+        assert bool((grad_queries[absent] == 0).all())
 
 
 def test_torch_core_gradients_pass_gradcheck() -> None:
@@ -136,6 +152,30 @@ def test_attention_mlp_is_the_multihead_attention_network() -> None:
         torch.testing.assert_close(net(users, items, genres),
                                    _reference_forward(net, users, items, genres),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_attention_mlp_trains_as_the_multihead_attention_network() -> None:
+    """Gradients too (dropout off): the row sort, the skipped padding queries and the
+    kernel's prefix loops change no parameter's gradient."""
+    torch.manual_seed(0)
+    net = AttentionMLP(30, 50, 12, dropout=0.0).train()
+    gen = torch.Generator().manual_seed(2)
+    users = torch.randint(0, 31, (257,), generator=gen)
+    items = torch.randint(0, 51, (257,), generator=gen)
+    genres = (torch.rand(257, 12, generator=gen) < 0.25).float()
+    genres[:3] = 0
+    target = torch.randn(257, generator=gen)
+    grads = []
+    for forward in (net, lambda u, i, g: _reference_forward(net, u, i, g)):
+        net.zero_grad()
+        loss = ((forward(users, items, genres) - target) ** 2).mean()
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()
+                      if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and "attn.in_proj_weight" in grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6,
+                                   msg=name)
 
 
 def test_dropout_keeps_the_expected_weight() -> None:

@@ -21,7 +21,7 @@ from torch import nn
 
 
 def _core_torch(qkv: torch.Tensor, absent: torch.Tensor, keep: torch.Tensor | None,
-                scale: float) -> torch.Tensor:
+                scale: float, mask_queries: bool = False) -> torch.Tensor:
     """(3, H, d, T, B) -> (H, d, T, B), composed from torch ops (any device, dtype)."""
     q, k, v = qkv[0] * scale, qkv[1], qkv[2]
     s = q[:, 0].unsqueeze(2) * k[:, 0].unsqueeze(1)                  # (H, T, T, B)
@@ -30,7 +30,8 @@ def _core_torch(qkv: torch.Tensor, absent: torch.Tensor, keep: torch.Tensor | No
     p = torch.softmax(s.masked_fill(absent[None, None], float("-inf")), 2)
     if keep is not None:
         p = p * keep
-    return torch.stack([(p * v[:, j].unsqueeze(1)).sum(2) for j in range(v.shape[1])], 1)
+    o = torch.stack([(p * v[:, j].unsqueeze(1)).sum(2) for j in range(v.shape[1])], 1)
+    return o.masked_fill(absent, 0.0) if mask_queries else o
 
 
 class _CoreCpu(torch.autograd.Function):
@@ -38,41 +39,48 @@ class _CoreCpu(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv: torch.Tensor, absent: torch.Tensor,  # type: ignore[override]
-                keep: torch.Tensor | None, scale: float) -> torch.Tensor:
+                keep: torch.Tensor | None, scale: float, mask_queries: bool) -> torch.Tensor:
         from kernels.cpu_attention import attention_forward
 
         keep_np = (keep if keep is not None else qkv.new_empty(0, 0, 0, 0)).detach().numpy()
         qkv_np = qkv.detach().contiguous().numpy()
-        o, p = attention_forward(qkv_np, absent.contiguous().numpy(), keep_np, scale)
-        ctx.arrays = (qkv_np, p, keep_np)
-        ctx.scale = scale
+        absent_np = absent.contiguous().numpy()
+        o, p = attention_forward(qkv_np, absent_np, keep_np, scale, mask_queries)
+        ctx.arrays = (qkv_np, absent_np, p, keep_np)
+        ctx.scale, ctx.mask_queries = scale, mask_queries
         return torch.from_numpy(o)
 
     @staticmethod
     def backward(ctx, d_o: torch.Tensor):  # type: ignore[override]
         from kernels.cpu_attention import attention_backward
 
-        qkv_np, p, keep_np = ctx.arrays
-        g = attention_backward(qkv_np, p, keep_np, d_o.contiguous().numpy(), ctx.scale)
-        return torch.from_numpy(g), None, None, None
+        qkv_np, absent_np, p, keep_np = ctx.arrays
+        g = attention_backward(qkv_np, absent_np, p, keep_np, d_o.contiguous().numpy(),
+                               ctx.scale, ctx.mask_queries)
+        return torch.from_numpy(g), None, None, None, None
 
 
 def core(qkv: torch.Tensor, absent: torch.Tensor, keep: torch.Tensor | None,
-         scale: float, *, kernel: bool | None = None) -> torch.Tensor:
+         scale: float, *, mask_queries: bool = False,
+         kernel: bool | None = None) -> torch.Tensor:
     """Scaled dot-product attention of (3, H, d, T, B) queries, keys and values with the
     (T, B) ``absent`` keys masked; ``keep`` multiplies the weights (dropout) or is None.
-    ``kernel``: None uses the numba kernel where it applies (CPU, float32)."""
+    ``mask_queries``: an absent token's own output is 0 (its work skipped) instead of its
+    attention over the present keys. ``kernel``: None uses the numba kernel where it
+    applies (CPU, float32)."""
     if kernel is None:
         kernel = qkv.device.type == "cpu" and qkv.dtype == torch.float32
     if kernel:
-        return _CoreCpu.apply(qkv, absent, keep, scale)
-    return _core_torch(qkv, absent, keep, scale)
+        return _CoreCpu.apply(qkv, absent, keep, scale, mask_queries)
+    return _core_torch(qkv, absent, keep, scale, mask_queries)
 
 
 def attend(mha: nn.MultiheadAttention, x: torch.Tensor, absent: torch.Tensor, *,
-           kernel: bool | None = None) -> torch.Tensor:
+           mask_queries: bool = False, kernel: bool | None = None) -> torch.Tensor:
     """``mha(x, x, x, key_padding_mask=absent)`` for token-major x (T, B, D) and a (T, B)
-    mask, returned as (T, B, D); dropout on the weights while ``mha`` is training."""
+    mask, returned as (T, B, D); dropout on the weights while ``mha`` is training.
+    ``mask_queries``: outputs at absent positions are 0, not attention results (for a
+    caller that uses none of them)."""
     n_tok, n_b, dim = x.shape
     heads = mha.num_heads
     width = dim // heads
@@ -84,6 +92,6 @@ def attend(mha: nn.MultiheadAttention, x: torch.Tensor, absent: torch.Tensor, *,
         rate = mha.dropout
         keep = (torch.rand(heads, n_tok, n_tok, n_b, device=x.device) >= rate).to(x.dtype)
         keep = keep * (1.0 / (1.0 - rate))
-    o = core(qkv, absent, keep, width ** -0.5, kernel=kernel)
+    o = core(qkv, absent, keep, width ** -0.5, mask_queries=mask_queries, kernel=kernel)
     out = torch.addmm(mha.out_proj.bias, o.reshape(dim, n_tok * n_b).T, mha.out_proj.weight.T)
     return out.view(n_tok, n_b, dim)
