@@ -10,14 +10,17 @@ The function is ``nn.MultiheadAttention``'s (same parameters, ``in_proj_weight``
 ``in_proj_bias``, ``out_proj``, dropout on the attention weights): ``attend`` only reads
 the module. On the CPU in float32 the core is one numba pass each way
 (``kernels/cpu_attention.py``); elsewhere (CUDA, float64) it is composed from torch ops
-in the same layout. Dropout masks are drawn with ``torch.rand`` on the input's device,
-so the torch seed drives them on either path.
+in the same layout. Dropout masks come from ``neural.dropout.keep_factors`` (NumPy's
+PCG64 on the CPU, ``torch.rand`` elsewhere), seeded from torch's generator on either
+path.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from kmrec_gpu.neural.dropout import keep_factors
 
 
 def _core_torch(qkv: torch.Tensor, absent: torch.Tensor, keep: torch.Tensor | None,
@@ -90,8 +93,7 @@ def attend(mha: nn.MultiheadAttention, x: torch.Tensor, absent: torch.Tensor, *,
     keep = None
     if mha.training and mha.dropout > 0:
         rate = mha.dropout
-        keep = (torch.rand(heads, n_tok, n_tok, n_b, device=x.device) >= rate).to(x.dtype)
-        keep = keep * (1.0 / (1.0 - rate))
+        keep = keep_factors((heads, n_tok, n_tok, n_b), rate, x)
     o = core(qkv, absent, keep, width ** -0.5, mask_queries=mask_queries, kernel=kernel)
     out = torch.addmm(mha.out_proj.bias, o.reshape(dim, n_tok * n_b).T, mha.out_proj.weight.T)
     return out.view(n_tok, n_b, dim)

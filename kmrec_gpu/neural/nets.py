@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from kmrec_gpu.neural.attention import attend
+from kmrec_gpu.neural.dropout import Dropout
 
 
 def _embedding(n: int, dim: int, std: float | None = None, sparse: bool = False) -> nn.Embedding:
@@ -25,12 +26,13 @@ def _embedding(n: int, dim: int, std: float | None = None, sparse: bool = False)
     return emb
 
 
-def _mlp(sizes: Sequence[int], act: type[nn.Module], dropout: float = 0.0) -> nn.Sequential:
+def _mlp(sizes: Sequence[int], act: type[nn.Module], dropout: float = 0.0,
+         drop: type[nn.Dropout] = nn.Dropout) -> nn.Sequential:
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
         layers += [nn.Linear(a, b), act()]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(drop(dropout))
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)
 
@@ -93,7 +95,7 @@ class AttentionMLP(nn.Module):
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.norm = nn.LayerNorm(dim)
         self.pool = nn.Linear(dim, 1)
-        self.mlp = _mlp([3 * dim, *hidden, 1], nn.LeakyReLU, dropout)
+        self.mlp = _mlp([3 * dim, *hidden, 1], nn.LeakyReLU, dropout, Dropout)
         self.register_buffer("offset", torch.zeros(()))
 
     def forward(self, users: torch.Tensor, items: torch.Tensor,
