@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from kmrec_gpu.neural.attention import attend, core
-from kmrec_gpu.neural.nets import AttentionMLP
+from kmrec_gpu.neural.nets import AttentionMLP, token_groups
 
 
 def _mask(n_tok: int, n_b: int, gen: torch.Generator) -> torch.Tensor:
@@ -195,3 +195,24 @@ def test_dropout_keeps_the_expected_weight() -> None:
             out = attend(mha, x, absent, kernel=kernel)
         assert abs(float(out.mean()) - 1.0) < 0.02
         assert float(out.std()) > 0.2  # dropout did act
+
+
+def test_token_groups_are_the_fewest_tokens_split() -> None:
+    """Against every split of the distinct counts into at most 2 or 3 runs."""
+    import itertools
+    import random
+
+    rnd = random.Random(0)
+    for _ in range(200):
+        counts = sorted((rnd.randint(0, 9) for _ in range(rnd.randint(1, 40))), reverse=True)
+        starts = [0] + [i for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
+        for groups in (1, 2, 3):
+            got = token_groups(counts, groups)
+            assert got[0][0] == 0 and got[-1][1] == len(counts) and len(got) <= groups
+            assert all(a[1] == b[0] for a, b in zip(got, got[1:]))
+            assert all(k == counts[lo] for lo, _, k in got)
+            best = min(
+                sum((hi - lo) * (2 + counts[lo]) for lo, hi in zip((0, *cut), (*cut, len(counts))))
+                for r in range(groups) for cut in itertools.combinations(starts[1:], r))
+            assert sum((hi - lo) * (2 + k) for lo, hi, k in got) == best
+    assert token_groups([], 2) == []
