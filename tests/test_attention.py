@@ -206,13 +206,16 @@ def test_token_groups_are_the_fewest_tokens_split() -> None:
     for _ in range(200):
         counts = sorted((rnd.randint(0, 9) for _ in range(rnd.randint(1, 40))), reverse=True)
         starts = [0] + [i for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
-        for groups in (1, 2, 3):
-            got = token_groups(counts, groups)
+        for groups, run_cost in itertools.product((1, 2, 3), (0, 7, 256)):
+            got = token_groups(counts, groups, run_cost)
             assert got[0][0] == 0 and got[-1][1] == len(counts) and len(got) <= groups
             assert all(a[1] == b[0] for a, b in zip(got, got[1:]))
             assert all(k == counts[lo] for lo, _, k in got)
             best = min(
-                sum((hi - lo) * (2 + counts[lo]) for lo, hi in zip((0, *cut), (*cut, len(counts))))
+                sum((hi - lo) * (2 + counts[lo]) + run_cost
+                    for lo, hi in zip((0, *cut), (*cut, len(counts))))
                 for r in range(groups) for cut in itertools.combinations(starts[1:], r))
-            assert sum((hi - lo) * (2 + k) for lo, hi, k in got) == best
+            assert sum((hi - lo) * (2 + k) + run_cost for lo, hi, k in got) == best
     assert token_groups([], 2) == []
+    assert len(token_groups([8] * 4 + [1] * 28)) == 1  # a batch of 32: one run
+    assert len(token_groups([8] * 100 + [1] * 924)) == 2

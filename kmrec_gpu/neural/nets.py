@@ -57,20 +57,22 @@ class PublishedMLP(nn.Module):
         return self.mlp(x).squeeze(-1)
 
 
-def token_groups(counts: Sequence[int], max_groups: int = 2) -> list[tuple[int, int, int]]:
+def token_groups(counts: Sequence[int], max_groups: int = 2,
+                 run_cost: int = 256) -> list[tuple[int, int, int]]:
     """Split rows sorted by falling genre count into at most ``max_groups`` runs
-    ``(start, stop, most genres)``, the split that makes the fewest tokens (a run of n rows
-    whose first has k genres is n·(2 + k) tokens): padding every row to the batch's most
-    genres made ~9,300 tokens per batch of 1,024 on ml-latest-small, two runs ~6,100,
-    three ~5,500. Two measured fastest per epoch there (each run is another pass of the
-    attention block's ~20 operations)."""
+    ``(start, stop, most genres)``, the split of least cost: a run of n rows whose first
+    has k genres is n·(2 + k) tokens, plus ``run_cost`` for the run itself (another pass
+    of the attention block's ~20 operations, worth a few hundred tokens' work on one CPU
+    thread). Padding every row to the batch's most genres made ~9,300 tokens per batch of
+    1,024 on ml-latest-small, two runs ~6,100, three ~5,500; two measured fastest per
+    epoch there, and a batch of 32 stays one run (at most 32·8 tokens to save)."""
     n = len(counts)
     if n == 0:
         return []
     starts = [0] + [i for i in range(1, n) if counts[i] != counts[i - 1]]
 
     def cost(lo: int, hi: int) -> int:
-        return (hi - lo) * (2 + counts[lo])
+        return (hi - lo) * (2 + counts[lo]) + run_cost
 
     # best[g][j]: the fewest tokens for the rows from starts[j] on, in at most g runs
     m = len(starts)
