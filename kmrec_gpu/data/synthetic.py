@@ -55,6 +55,9 @@ SYNTHETIC_PRESETS: dict[str, SyntheticSpec] = {
     "synthetic-small": _spec(100, 200, 3_000, "tiny, for tests"),
     # round sizes keep ml-25m/32m's shape: ~160 ratings a user, ~0.4 items a user
     "synthetic-1m": _spec(6_000, 4_000, 1_000_000, "1M"),
+    # synthetic-1m's users and ratings over ten times the items: a tenth of its density,
+    # as synthetic-32m has a twentieth of synthetic-1m's (sweep=density)
+    "synthetic-1m-sparse": _spec(6_000, 40_000, 1_000_000, "1M at a tenth of the density"),
     "synthetic-10m": _spec(70_000, 11_000, 10_000_000, "10M"),
     "synthetic-25m": _spec(160_000, 62_000, 25_000_000, "25M"),
     "synthetic-32m": _spec(200_000, 87_000, 32_000_000, "32M"),
