@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test lint check report report-html claims micro bench peers kernels-bench clean
+.PHONY: setup run test lint check report report-html claims micro bench peers kernels-bench mutate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,14 @@ bench: setup
 # LensKit: the lenskit extra)
 peers: setup
 	$(BIN)/python bench/bench_peers.py --label after
+
+# mutation testing of the result-critical modules (pyproject.toml's [tool.mutmut]; minutes,
+# not in CI): each mutant against the tests that call it, then results/mutation.md
+mutate: setup
+	$(BIN)/pip install -q -e '.[mutate]'
+	rm -rf mutants  # mutmut's own scratch copy (.gitignore'd), rebuilt by every run
+	$(BIN)/mutmut run
+	$(BIN)/python bench/mutation_report.py
 
 # the Triton kernels against their composed paths (needs a CUDA GPU; says so and exits 0
 # without one)

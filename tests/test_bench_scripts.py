@@ -213,3 +213,35 @@ def test_main_job_bench_counts_the_libraries_kmrec_gpu_asks_for_not_their_own_im
     # numpy under kmrec_gpu, sklearn.base under ours (not scipy.stats, sklearn's own),
     # surprise at the top; the stdlib and private modules are not libraries
     assert libs == ["numpy", "sklearn.base", "surprise"]
+
+
+def test_mutation_report_scores_each_module_from_mutmuts_meta_files(tmp_path, monkeypatch):
+    mr = _import("mutation_report")
+    meta = tmp_path / "mutants" / "kmrec_gpu" / "metrics"
+    meta.mkdir(parents=True)
+    codes = {f"kmrec_gpu.metrics.rating.x_rmse__mutmut_{i}": c
+             for i, c in enumerate([1, 1, 1, 0, 0, -24, 33, 3, None], 1)}
+    (meta / "rating.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+    eq = tmp_path / "eq.yaml"
+    eq.write_text("kmrec_gpu.metrics.rating.x_rmse__mutmut_4: 'a renamed local variable'\n")
+    monkeypatch.setattr(mr, "diff_of", lambda name: f"change of {name}")
+    out, md = tmp_path / "m.jsonl", tmp_path / "m.md"
+    args = ["--mutants", str(tmp_path / "mutants"), "--equivalent", str(eq), "--out", str(out),
+            "--md", str(md)]
+    assert mr.main(args) == 0
+    (row,) = [json.loads(x) for x in out.read_text().splitlines()]
+    s = row["modules"]["kmrec_gpu/metrics/rating.py"]
+    # 4 killed (exit 1 or 3) + 1 timeout detected; 1 equivalent survivor set aside;
+    # 1 survivor, 1 without tests, 1 unchecked left: 5 of 8
+    assert (s["mutants"], s["killed"], s["timeout"], s["survived"], s["no_tests"],
+            s["other"], s["equivalent"]) == (9, 4, 1, 2, 1, 1, 1)
+    assert s["score"] == pytest.approx(5 / 8)
+    text = md.read_text()
+    assert "62.5% (below goal)" in text and "a renamed local variable" in text
+    assert "x_rmse__mutmut_5` | survived" in text and "**not equivalent**" in text
+    assert mr.main(args) == 0  # a second run appends, the page shows both
+    assert len(out.read_text().splitlines()) == 2 and text.count("## Run of") == 1
+    assert md.read_text().count("## Run of") == 2
+    eq.write_text("- not a mapping\n")
+    with pytest.raises(SystemExit, match="expected a mapping"):
+        mr.main(args)

@@ -155,3 +155,63 @@ def test_unfitted_and_wrong_width():
     m = KMeans(2).fit(np.random.default_rng(0).random((10, 2)))
     with pytest.raises(ValueError, match="X has 3 features"):
         m.predict(np.ones((3, 3)))
+
+
+# ---- where the start matters (mutation testing: results/mutation.md) ---------------------
+
+@pytest.fixture(scope="module")
+def overlapping():
+    """Overlapping clusters, more centres asked than there are: Lloyd's optimum depends on
+    where it starts."""
+    X, _ = make_blobs(600, n_features=2, centers=5, cluster_std=2.5, random_state=11)
+    return X
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_n_init_keeps_the_run_of_least_inertia(overlapping, init, monkeypatch):
+    import kmrec_gpu.cluster.kmeans as km
+
+    runs = []
+    real = km.lloyd
+
+    def recording(*a, **kw):
+        out = real(*a, **kw)
+        runs.append(out)
+        return out
+
+    monkeypatch.setattr(km, "lloyd", recording)
+    m = KMeans(9, init=init, n_init=6, random_state=0).fit(overlapping)
+    inertias = [float(r[1]) for r in runs]
+    assert len(runs) == 6 and len(set(np.round(inertias, 6))) > 1  # the starts differ
+    best = int(np.argmin(inertias))
+    assert m.inertia_ == pytest.approx(min(inertias))
+    np.testing.assert_array_equal(m.labels_, np.asarray(runs[best][0]))
+    assert m.n_iter_ == int(runs[best][3])
+
+
+def _plusplus_reference(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ as scikit-learn describes it, in plain NumPy: of 2 + ⌊log k⌋
+    candidates drawn in proportion to the squared distance, keep the one that leaves the
+    least total squared distance."""
+    n_trials = 2 + int(np.log(k))
+    chosen = [int(rng.integers(len(X)))]
+    closest = ((X - X[chosen[0]]) ** 2).sum(1)
+    for _ in range(1, k):
+        rand = rng.uniform(size=n_trials) * closest.sum()
+        cand = np.minimum(np.searchsorted(np.cumsum(closest), rand), len(X) - 1)
+        d = ((X[None, :, :] - X[cand][:, None, :]) ** 2).sum(2)        # (trials, n)
+        pots = np.minimum(closest[None, :], d).sum(1)
+        best = int(np.argmin(pots))
+        chosen.append(int(cand[best]))
+        closest = np.minimum(closest, d[best])
+    return X[chosen]
+
+
+def test_kmeans_plusplus_keeps_the_best_candidate_each_step(overlapping):
+    from kmrec_gpu.backends import get_backend
+    from kmrec_gpu.cluster.kmeans import kmeans_plusplus
+
+    data = prepare(overlapping, get_backend("cpu"), k=9, budget_bytes=1 << 26)
+    got = kmeans_plusplus(data, 9, np.random.default_rng(4))
+    ref = _plusplus_reference(overlapping, 9, np.random.default_rng(4))
+    np.testing.assert_allclose(np.asarray(got), ref)

@@ -241,3 +241,75 @@ def test_bootstrap_rejects_bad_arguments():
         bootstrap_ci(rmse, [1, 2], [1, 2], confidence=1.5)
     with pytest.raises(ValueError, match="groups"):
         bootstrap_ci(rmse, [1, 2], [1, 2], groups=[1])
+
+
+# ---- ranking edges (mutation testing: results/mutation.md) ------------------------------
+
+def test_ranking_defaults_to_k_10():
+    train, test = _split()
+    recs = np.tile(np.arange(8), (3, 1))[:, :8]
+    m = ranking_metrics(recs, np.array([0, 1, 2]), test)
+    assert "ndcg@10" in m and "precision@10" in m
+    # 8 columns for k = 10: the two missing ranks are misses, not items
+    assert m["precision@10"] == pytest.approx((3 / 10 + 1 / 10 + 1 / 10) / 3)
+
+
+def test_short_lists_are_padded_with_misses():
+    train, test = _split()
+    # two columns for k = 4: user 0's relevant {2, 5, 6}; item 1 (what a +1 pad would
+    # recommend) is relevant to no one here, so the pad must be a miss, not item 1 or 0
+    short = ranking_metrics(np.array([[2, 5]]), np.array([0]), test, k=4)
+    padded = ranking_metrics(np.array([[2, 5, -1, -1]]), np.array([0]), test, k=4)
+    assert short == padded and short["precision@4"] == pytest.approx(2 / 4)
+    test1 = _ratings([0, 0], [1, 2], [5, 5])
+    m = ranking_metrics(np.array([[2]]), np.array([0]), test1, k=2)
+    assert m["precision@2"] == pytest.approx(1 / 2) and m["recall@2"] == pytest.approx(1 / 2)
+
+
+def test_a_single_relevant_pair_is_found():
+    test = _ratings([0], [3], [5])
+    m = ranking_metrics(np.array([[3]]), np.array([0]), test, k=1)
+    assert m["precision@1"] == 1.0 and m["ndcg@1"] == 1.0 and m["map@1"] == 1.0
+
+
+def test_no_relevant_rows_scores_no_user():
+    train, test = _split()
+    recs = np.array([[2, 6, 5], [4, 0, 1], [7, 0, 1]])
+    m = ranking_metrics(recs, np.array([0, 1, 2]), test, k=3, threshold=5.5)
+    assert m["n_users"] == 0 and m["n_skipped_users"] == 3
+    assert math.isnan(m["ndcg@3"]) and math.isnan(m["precision@3"])
+    assert m["catalog_coverage"] == 0.0  # skipped users' lists are not the catalogue's
+
+
+def test_a_rating_at_the_threshold_is_relevant():
+    test = _ratings([0, 0], [1, 2], [4.0, 3.5])
+    m = ranking_metrics(np.array([[1, 2]]), np.array([0]), test, k=2, threshold=4.0)
+    assert m["recall@2"] == 1.0 and m["precision@2"] == pytest.approx(1 / 2)
+
+
+def test_coverage_counts_only_scored_users_lists_and_a_zero_catalogue_is_nan():
+    train, test = _split()
+    recs = np.array([[2, 6, 5], [4, 0, 1], [7, 3, 1]])  # user 2 has nothing >= 4: skipped
+    m = ranking_metrics(recs, np.array([0, 1, 2]), test, k=3, threshold=4.0)
+    assert m["catalog_coverage"] == pytest.approx(6 / 8)  # {0, 1, 2, 4, 5, 6}; not 3 or 7
+    m0 = ranking_metrics(recs, np.array([0, 1, 2]), test, k=3, threshold=4.0, catalog_size=0)
+    assert math.isnan(m0["catalog_coverage"])
+
+
+def test_ranking_rejects_malformed_lists_with_their_shapes():
+    train, test = _split()
+    with pytest.raises(ValueError, match=r"^recommendations must be \(len\(users\), k\); "
+                                         r"got \(3,\) for 3 users$"):
+        ranking_metrics(np.array([2, 6, 5]), np.array([0, 1, 2]), test, k=3)
+    with pytest.raises(ValueError, match=r"got \(1, 3\) for 2 users$"):
+        ranking_metrics(np.array([[2, 6, 5]]), np.array([0, 1]), test, k=3)
+    with pytest.raises(ValueError, match=r"^k must be >= 1, got 0$"):
+        ranking_metrics(np.array([[2]]), np.array([0]), test, k=0)
+    assert ranking_metrics(np.array([[2]]), np.array([0]), test, k=1)["precision@1"] == 1.0
+    with pytest.raises(ValueError, match=r"^recommended item code 8 outside \[0, 8\)$"):
+        ranking_metrics(np.array([[8]]), np.array([0]), test, k=1)
+    with pytest.raises(ValueError, match=r"^user code 0 was recommended item code 0, which "
+                                         r"is in their training ratings; exclude training "
+                                         r"items from the candidates \(top_k_items\(\.\.\., "
+                                         r"exclude=train\.to_csr\(\)\)\)$"):
+        ranking_metrics(np.array([[0]]), np.array([0]), test, train=train, k=1)

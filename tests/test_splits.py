@@ -144,3 +144,35 @@ def test_property_never_shares_a_rating(seed, frac, method):
 def test_ml100k_per_user_k10_matches_the_official_ua_sizes(ml100k):
     s = splits.per_user(ml100k, k=10, seed=0)
     assert (len(s.train), len(s.test)) == (90_570, 9_430)  # as ua.base / ua.test
+
+
+@pytest.mark.parametrize("method", ["holdout", "temporal"])
+def test_test_size_is_rounded_not_truncated(method):
+    r = make_ratings()  # 360 rows: 0.1264 of them is 45.5 -> 46 test rows
+    s = getattr(splits, method)(r, 0.1264, seed=0)
+    assert len(s.test) == 46 and len(s.train) == 360 - 46
+
+
+def test_drop_cold_drops_a_row_whose_user_or_item_alone_is_unseen():
+    """One test row with only its user unseen in train, one with only its item unseen, one
+    warm: both cold rows go, each counted on its own side."""
+    base = make_ratings(timestamps=False)
+    n = len(base)
+    rated = set(base.item_ids[base.items].tolist())
+    by_user_1 = set(base.item_ids[base.items[base.user_ids[base.users] == 1]].tolist())
+    warm_item = min(rated - by_user_1)  # rated in train, not yet by user 1
+    users = np.concatenate([base.user_ids[base.users], [9999, 1, 1]])
+    items = np.concatenate([base.item_ids[base.items], [warm_item, 777, warm_item]])
+    # the three extra rows are the newest, so the temporal split puts them in test
+    ts = np.concatenate([np.zeros(n, dtype=np.int64), [10, 11, 12]])
+    r = from_arrays(users, items, np.concatenate([base.ratings, [3.0, 4.0, 5.0]]), ts,
+                    scale=base.scale)
+    s = splits.temporal(r, 3 / (n + 3), seed=0)
+    assert len(s.test) == 3
+    summary = s.summary()
+    assert (summary["cold_user_rows"], summary["cold_item_rows"], summary["cold_rows"]) \
+        == (1, 1, 2)
+    d = splits.temporal(r, 3 / (n + 3), seed=0, drop_cold=True)
+    assert d.n_dropped_cold == 2 and len(d.test) == 1
+    assert (d.test.user_ids[d.test.users[0]], d.test.item_ids[d.test.items[0]]) \
+        == (1, warm_item)

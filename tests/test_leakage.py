@@ -1,0 +1,202 @@
+"""kmrec_gpu.leakage on its own: the rating and the top-k checks against pipelines whose
+leaks are known — a leak far below any float tolerance, a prediction turning NaN, a
+recommender that reads test rows — and the reports' counts. Every model's own no-leak
+test rests on these functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kmrec_gpu.leakage import (
+    LeakageError,
+    assert_no_leakage,
+    assert_no_recommender_leakage,
+    check_leakage,
+    check_recommender_leakage,
+    fit_predict_estimator,
+    fit_recommend_estimator,
+    move_test_items,
+    perturb_test,
+    scored_users,
+    with_test_rows,
+)
+from kmrec_gpu.splits import holdout
+from tests.test_splits import make_ratings
+
+
+@pytest.fixture(scope="module")
+def split():
+    return holdout(make_ratings(), 0.2, seed=0)
+
+
+def _test_sum(s):
+    return float(s.test.ratings.sum())
+
+
+def test_a_leak_far_below_float_tolerance_is_a_leak(split):
+    rep = check_leakage(lambda s: np.full(len(s.test), 3.0) + 1e-13 * _test_sum(s), split)
+    assert rep.leaks and rep.n_moved == len(split.test)
+    assert 0 < rep.max_abs_delta < 1e-9
+
+
+@pytest.mark.parametrize("flip", ["to_nan", "from_nan"])
+def test_a_prediction_turning_nan_or_back_is_a_leak(split, flip):
+    first = _test_sum(split)
+
+    def pipeline(s):
+        out = np.full(len(s.test), 3.0)
+        nan_now = (_test_sum(s) == first) == (flip == "from_nan")
+        out[0] = np.nan if nan_now else 3.0
+        return out
+
+    rep = check_leakage(pipeline, split)
+    assert rep.leaks and rep.n_moved == 1 and rep.max_abs_delta == 0.0
+    with pytest.raises(LeakageError, match=r"^1 of \d+ test predictions moved"):
+        assert_no_leakage(pipeline, split)
+
+
+def test_nan_in_both_runs_and_equal_values_do_not_move(split):
+    def pipeline(s):
+        out = np.full(len(s.test), 3.0)
+        out[:3] = np.nan
+        return out
+
+    rep = assert_no_leakage(pipeline, split, seed=5)
+    assert not rep.leaks and rep.n_moved == 0 and rep.max_abs_delta == 0.0
+    assert (rep.n_rows, rep.n_changed_ratings) == (len(split.test), len(split.test))
+
+
+def test_a_shape_change_is_an_error(split):
+    first = _test_sum(split)
+    with pytest.raises(LeakageError, match=r"^prediction shape changed: \(\d+,\) -> \(1,\)$"):
+        check_leakage(lambda s: np.zeros(len(s.test) if _test_sum(s) == first else 1), split)
+
+
+def test_the_report_message_names_counts_and_the_largest_move(split):
+    first = _test_sum(split)
+
+    def pipeline(s):
+        out = np.zeros(len(s.test))
+        if _test_sum(s) != first:
+            out[:2] = [0.25, -0.5]
+        return out
+
+    with pytest.raises(LeakageError, match=r"^2 of \d+ test predictions moved \(max \|delta\| "
+                                          r"0\.5\) when only the test ratings changed: the "
+                                          r"model reads test ratings$"):
+        assert_no_leakage(pipeline, split)
+
+
+def test_perturbation_is_seeded_and_touches_test_ratings_only(split):
+    a, b, c = perturb_test(split, 0), perturb_test(split, 0), perturb_test(split, 1)
+    np.testing.assert_array_equal(a.test.ratings, b.test.ratings)
+    assert (a.test.ratings != c.test.ratings).any()
+    assert (a.test.ratings != split.test.ratings).all()
+    # every allowed value other than the current one is drawn somewhere
+    assert set(a.test.ratings.tolist()) == set(split.test.scale.values.tolist())
+    assert perturb_test(split).test.ratings.tolist() == a.test.ratings.tolist()
+
+
+def test_fit_predict_estimator_fits_on_train_and_predicts_test(split):
+    seen = {}
+
+    class Probe:
+        def fit(self, train):
+            seen["n_train"] = len(train)
+            return self
+
+        def predict(self, test):
+            return [float(len(test))] * len(test)
+
+    out = fit_predict_estimator(Probe)(split)
+    assert seen["n_train"] == len(split.train) and out.tolist() == [len(split.test)] * len(
+        split.test)
+
+
+# -- top-k ----------------------------------------------------------------------------------
+
+
+def test_scored_users_are_the_users_with_a_test_row(split):
+    expect = sorted(set(split.test.users.tolist()))
+    assert scored_users(split).tolist() == expect
+
+
+def test_moving_test_items_keeps_users_and_ratings_and_changes_every_item(split):
+    m = move_test_items(split, seed=0)
+    assert (m.test.items != split.test.items).all()
+    assert m.test.items.min() >= 0 and m.test.items.max() < split.test.n_items
+    np.testing.assert_array_equal(m.test.users, split.test.users)
+    np.testing.assert_array_equal(m.test.ratings, split.test.ratings)
+    np.testing.assert_array_equal(move_test_items(split).test.items, m.test.items)
+    assert (move_test_items(split, seed=1).test.items != m.test.items).any()
+
+
+def test_with_test_rows_is_train_then_test(split):
+    both = with_test_rows(split)
+    n = len(split.train)
+    assert len(both) == n + len(split.test)
+    np.testing.assert_array_equal(both.users[n:], split.test.users)
+    np.testing.assert_array_equal(both.items[:n], split.train.items)
+    np.testing.assert_array_equal(both.ratings[n:], split.test.ratings)
+    np.testing.assert_array_equal(both.timestamps[n:], split.test.timestamps)
+
+
+def _recommend_popular(rows):
+    def fit_recommend(s):
+        r = rows(s)
+        counts = np.bincount(r.items, minlength=s.train.n_items)
+        top = np.argsort(-counts, kind="stable")[:5]
+        return np.tile(top, (len(scored_users(s)), 1))
+    return fit_recommend
+
+
+def test_a_recommender_fitted_on_test_rows_is_caught(split):
+    leaky = _recommend_popular(with_test_rows)
+    rep = check_recommender_leakage(leaky, split)
+    assert rep.leaks and rep.n_users_moved == rep.n_users == len(scored_users(split))
+    assert rep.n_slots_moved >= rep.n_users and rep.n_changed_ratings == len(split.test)
+    with pytest.raises(LeakageError, match=r"^\d+ of \d+ users' recommendation lists moved "
+                                          r"\(\d+ slots\) when only the test rows changed"):
+        assert_no_recommender_leakage(leaky, split)
+
+
+def test_a_recommender_fitted_on_train_passes(split):
+    rep = assert_no_recommender_leakage(_recommend_popular(lambda s: s.train), split)
+    assert not rep.leaks and rep.n_slots_moved == 0 and rep.n_users == len(scored_users(split))
+
+
+def test_one_moved_slot_of_one_user_is_counted(split):
+    first = _test_sum(split)
+
+    def fit_recommend(s):
+        out = np.zeros((len(scored_users(s)), 3), dtype=np.int64)
+        if _test_sum(s) != first:
+            out[1, 2] = 7
+        return out
+
+    rep = check_recommender_leakage(fit_recommend, split)
+    assert (rep.n_users_moved, rep.n_slots_moved) == (1, 1)
+    first_shape = len(scored_users(split))
+    with pytest.raises(LeakageError, match=r"^recommendation shape changed"):
+        check_recommender_leakage(
+            lambda s: np.zeros((first_shape if _test_sum(s) == first else 1, 3)), split)
+
+
+def test_fit_recommend_estimator_asks_for_the_scored_users_at_k(split):
+    calls = {}
+
+    class Probe:
+        def fit(self, train):
+            calls["n_train"] = len(train)
+            return self
+
+        def recommend(self, users, k):
+            calls["users"], calls["k"] = list(users), k
+            return np.zeros((len(users), k), dtype=np.int64)
+
+    out = fit_recommend_estimator(Probe, k=4)(split)
+    assert out.shape == (len(scored_users(split)), 4)
+    assert calls == {"n_train": len(split.train), "users": scored_users(split).tolist(),
+                     "k": 4}
+    assert fit_recommend_estimator(Probe)(split).shape[1] == 10
