@@ -215,3 +215,20 @@ def test_kmeans_plusplus_keeps_the_best_candidate_each_step(overlapping):
     got = kmeans_plusplus(data, 9, np.random.default_rng(4))
     ref = _plusplus_reference(overlapping, 9, np.random.default_rng(4))
     np.testing.assert_allclose(np.asarray(got), ref)
+
+
+def test_fitted_outputs_messages_and_dtypes(overlapping):
+    with pytest.raises(NotFittedError, match=r"^this KMeans is not fitted yet; call fit\(X\) "
+                                            r"first$"):
+        KMeans(2).predict(np.ones((3, 2)))
+    X32 = overlapping.astype(np.float32)
+    m = KMeans(4, random_state=0).fit(X32)
+    assert m.predict(X32).dtype == np.int32 and m.labels_.dtype == np.int32
+    d = m.transform(X32)
+    assert d.dtype == np.float32 and not np.isnan(d).any() and (d >= 0).all()
+    own = m.transform(m.cluster_centers_)  # a centre's distance to itself is 0, not NaN
+    assert not np.isnan(own).any() and np.allclose(np.diag(own), 0.0, atol=1e-2)
+    with pytest.raises(ValueError, match=r"^X has 3 features; this KMeans was fitted on 2$"):
+        m.predict(np.ones((3, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="KMeans"):
+        m.predict([[1.0, np.nan]])

@@ -200,3 +200,31 @@ def test_fit_recommend_estimator_asks_for_the_scored_users_at_k(split):
     assert calls == {"n_train": len(split.train), "users": scored_users(split).tolist(),
                      "k": 4}
     assert fit_recommend_estimator(Probe)(split).shape[1] == 10
+
+
+def test_the_check_perturbs_with_the_seed_it_is_given(split):
+    def total(s):  # moves by exactly the change in the test ratings' sum
+        return np.full(len(s.test), _test_sum(s))
+
+    for seed in (0, 3):
+        expect = abs(_test_sum(perturb_test(split, seed)) - _test_sum(split))
+        assert check_leakage(total, split, seed=seed).max_abs_delta == pytest.approx(expect)
+    assert check_leakage(total, split) == check_leakage(total, split, seed=0)
+    with pytest.raises(LeakageError) as e:
+        assert_no_leakage(total, split, seed=3)
+    assert f"{abs(_test_sum(perturb_test(split, 3)) - _test_sum(split)):.3g}" in str(e.value)
+
+
+def test_moved_test_items_move_by_different_steps(split):
+    m = move_test_items(split, seed=0)
+    steps = (m.test.items.astype(int) - split.test.items.astype(int)) % split.test.n_items
+    assert len(set(steps.tolist())) > 1
+
+
+def test_with_test_rows_without_timestamps():
+    import dataclasses
+
+    s = holdout(make_ratings(timestamps=False), 0.2, seed=0)
+    both = with_test_rows(s)
+    assert both.timestamps is None and len(both) == len(s.train) + len(s.test)
+    assert dataclasses.replace(s.train).timestamps is None
