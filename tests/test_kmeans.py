@@ -228,7 +228,10 @@ def test_fitted_outputs_messages_and_dtypes(overlapping):
     assert d.dtype == np.float32 and not np.isnan(d).any() and (d >= 0).all()
     own = m.transform(m.cluster_centers_)  # a centre's distance to itself is 0, not NaN
     assert not np.isnan(own).any() and np.allclose(np.diag(own), 0.0, atol=1e-2)
+    with pytest.raises(ValueError, match=r"^X has 3 features, but KMeans is expecting 2 "
+                                         r"features as input\.$"):
+        m.predict(np.ones((3, 3), dtype=np.float32))  # scikit-learn's check, our name
+    torch = pytest.importorskip("torch")
+    mt = KMeans(2, random_state=0, library="torch").fit(torch.from_numpy(X32))
     with pytest.raises(ValueError, match=r"^X has 3 features; this KMeans was fitted on 2$"):
-        m.predict(np.ones((3, 3), dtype=np.float32))
-    with pytest.raises(ValueError, match="KMeans"):
-        m.predict([[1.0, np.nan]])
+        mt.predict(torch.ones(3, 3))  # a device array: checked by us, on its device
