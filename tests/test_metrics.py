@@ -313,3 +313,23 @@ def test_ranking_rejects_malformed_lists_with_their_shapes():
                                          r"items from the candidates \(top_k_items\(\.\.\., "
                                          r"exclude=train\.to_csr\(\)\)\)$"):
         ranking_metrics(np.array([[0]]), np.array([0]), test, train=train, k=1)
+
+
+def test_per_user_ranking_defaults_to_k_10():
+    from kmrec_gpu.metrics.ranking import per_user_ranking
+
+    _, test = _split()
+    per_user, users = per_user_ranking(np.tile(np.arange(8), (3, 1)), np.array([0, 1, 2]), test)
+    np.testing.assert_allclose(per_user["precision"], [3 / 10, 1 / 10, 1 / 10])
+
+
+def test_top_k_items_takes_integer_scores_and_names_bad_shapes():
+    scores = np.array([[3, 1, 2], [0, 5, 4]])
+    np.testing.assert_array_equal(top_k_items(scores, 2), [[0, 2], [1, 2]])
+    with pytest.raises(ValueError, match=r"^scores must be 2-d \(users x items\), got shape "
+                                         r"\(3,\)$"):
+        top_k_items(np.ones(3), 1)
+    with pytest.raises(ValueError, match=r"^k must be >= 1, got 0$"):
+        top_k_items(scores, 0)
+    with pytest.raises(ValueError, match=r"^exclude has shape \(1, 3\), scores \(2, 3\)$"):
+        top_k_items(scores, 1, exclude=sp.csr_matrix(np.ones((1, 3))))
