@@ -32,6 +32,7 @@ import numpy as np
 
 from kmrec_gpu import seeding
 from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.factor.filled import FilledMatrix, fill_matrix
 from kmrec_gpu.factor.impute import dense_impute, scalable_impute
 from kmrec_gpu.factor.lanczos import scalable_svd
@@ -43,21 +44,12 @@ from kmrec_gpu.ratings import Ratings
 SOLVERS = ("dense", "scalable", "sklearn")
 
 
-class _FactorModel:
-    """Shared plumbing: parameters, the fill, the backend, prediction from factors."""
+class _FactorModel(Estimator):
+    """Shared plumbing: the fill, the backend, prediction from factors (parameters, clone
+    and the not-fitted error are the estimator base's)."""
 
-    _params: tuple[str, ...] = ()
+    _fitted_attr = "user_factors_"
     _solvers: tuple[str, ...] = SOLVERS
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._params}
-
-    def set_params(self, **params: Any) -> _FactorModel:
-        for k, v in params.items():
-            if k not in self._params:
-                raise ValueError(f"{type(self).__name__} has no parameter {k!r}")
-            setattr(self, k, v)
-        return self
 
     def _prepare(self, train: Ratings) -> tuple[FilledMatrix, Backend, Any]:
         if self.solver not in self._solvers:
@@ -87,10 +79,6 @@ class _FactorModel:
         self.user_factors_ = np.asarray(to_np(left), dtype=np.float64).copy()
         self.item_factors_ = np.asarray(to_np(right), dtype=np.float64).copy()
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "user_factors_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
-
     def _predict_with(self, X: Ratings, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         rows, cols = self.filled_.locate(X)
         out = self.filled_.fallback(rows)
@@ -106,8 +94,6 @@ class _FactorModel:
 class TruncatedSVDModel(_FactorModel):
     """Rank-``n_components`` SVD of the mean-filled matrix (seed 001: 16 components)."""
 
-    _params = ("n_components", "solver", "minmax", "backend", "library", "dtype",
-               "random_state", "tol", "oversample")
 
     def __init__(self, n_components: int = 16, *, solver: str = "scalable",
                  minmax: bool = False, backend: str | Backend = "cpu",
@@ -151,8 +137,6 @@ class TruncatedSVDModel(_FactorModel):
 class NMFModel(_FactorModel):
     """Rank-``n_components`` NMF of the mean-filled matrix by HALS (seed 001: 15)."""
 
-    _params = ("n_components", "solver", "minmax", "init", "max_iter", "tol", "backend",
-               "library", "dtype", "random_state", "svd_tol")
 
     def __init__(self, n_components: int = 15, *, solver: str = "scalable",
                  minmax: bool = False, init: str = "nndsvda", max_iter: int = 200,
@@ -216,9 +200,6 @@ class IterativeSVDModel(_FactorModel):
     the composition); ``sddmm_path_`` says which ran.
     """
 
-    _params = ("n_components", "solver", "minmax", "max_iter", "tol", "shrinkage",
-               "keep_history", "backend", "library", "dtype", "random_state", "svd_tol",
-               "oversample", "kernels")
     _solvers = ("dense", "scalable")
 
     def __init__(self, n_components: int = 16, *, solver: str = "scalable",

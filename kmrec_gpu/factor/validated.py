@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from kmrec_gpu.backends import Backend
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.factor.models import IterativeSVDModel
 from kmrec_gpu.metrics import rmse
 from kmrec_gpu.ratings import Ratings
@@ -49,23 +50,10 @@ def staged_rmse(model: IterativeSVDModel, X: Ratings) -> list[float]:
     return [rmse(X.ratings, p) for p in model.staged_predict(X)]
 
 
-class _LoopParams:
-    """Parameters shared with :class:`IterativeSVDModel` and the scikit-learn plumbing."""
+class _LoopParams(Estimator):
+    """Parameters shared with :class:`IterativeSVDModel`, on the estimator base."""
 
-    _params: tuple[str, ...] = _LOOP_PARAMS
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self._params}
-        if "shrinkage_grid" in out:  # a config's list arrives as an OmegaConf ListConfig
-            out["shrinkage_grid"] = [float(x) for x in out["shrinkage_grid"]]
-        return out
-
-    def set_params(self, **params: Any) -> _LoopParams:
-        for k, v in params.items():
-            if k not in self._params:
-                raise ValueError(f"{type(self).__name__} has no parameter {k!r}")
-            setattr(self, k, v)
-        return self
+    _fitted_attr = "model_"
 
     def _loop(self, **over: Any) -> IterativeSVDModel:
         """The underlying model: ``tol=0`` (every stage is run), ``max_iter`` unless
@@ -102,7 +90,6 @@ class ValidatedIterativeSVD(_LoopParams):
     iterations), ``singular_values_``.
     """
 
-    _params = _LOOP_PARAMS + ("shrinkage_grid", "valid_fraction")
 
     def __init__(self, n_components: int = 16, *, solver: str = "scalable",
                  minmax: bool = False, max_iter: int = 25,
@@ -151,8 +138,7 @@ class ValidatedIterativeSVD(_LoopParams):
         return self
 
     def predict(self, X: Ratings) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
+        self._check_fitted()
         return self.model_.predict(X)
 
 
@@ -185,7 +171,6 @@ class IterativeSVDTestSelected(_LoopParams):
     and ``singular_values_`` (of the last SVD run).
     """
 
-    _params = _LOOP_PARAMS + ("shrinkage",)
 
     def __init__(self, n_components: int = 16, *, solver: str = "scalable",
                  minmax: bool = False, max_iter: int = 25, shrinkage: float = 0.0,
