@@ -112,7 +112,7 @@ def test_pooled_bootstrap_resamples_each_user_of_each_split_as_its_own_group():
     ua[:2] = 29, 28
     ub = np.random.default_rng(7).integers(0, 12, yb.size)
     empty = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
-    got = pooled_bootstrap_ci(rmse, [(ya, pa, ua), empty, (yb, pb, ub)], n_resamples=150,
+    got = pooled_bootstrap_ci(rmse, [(ya, pa, ua), (yb, pb, ub), empty], n_resamples=150,
                               seed=2)
     # user u of split s is the group (s, u): the same code in two splits is two groups
     groups = np.concatenate([ua, 1000 + ub])

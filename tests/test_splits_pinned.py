@@ -6,6 +6,7 @@ and the error messages."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -120,3 +121,38 @@ def test_drop_cold_is_recorded_and_off_by_default(drop_cold):
               next(splits.kfold(R, 2, drop_cold=drop_cold))):
         assert s.params["drop_cold"] is drop_cold
         assert s.summary()["cold_rows"] == 0 or not drop_cold
+
+
+def test_tie_breaking_streams_are_pinned():
+    """Every timestamp equal: the seeded tie-break alone picks the test rows."""
+    flat = make_ratings(n_users=12, n_items=20, per_user=6, seed=2)
+    flat = dataclasses.replace(flat, timestamps=np.zeros(len(flat), dtype=np.int64))
+    assert _digest(splits.leave_last_k(flat, k=2)) == "f1959e1353d44f69"
+    assert _digest(splits.temporal(flat, 0.25)) == "00e1a9267e415bc8"
+
+
+def test_per_user_ranges_messages_and_users_with_few_ratings():
+    r = make_ratings(n_users=6, n_items=10, per_user=3, seed=1)
+    assert (np.bincount(splits.per_user(r, k=1).test.users, minlength=6) == 1).all()
+    assert len(splits.per_user(r, k=3, min_train=0).test) == len(r)
+    assert len(splits.per_user(r, k=1, min_train=3).test) == 0  # none can spare one
+    assert len(splits.per_user(r, fraction=0.5, min_train=3).test) == 0
+    for bad, msg in (({}, r"^per_user needs exactly one of fraction= or k=$"),
+                     ({"k": 1, "fraction": 0.5}, r"^per_user needs exactly one of"),
+                     ({"k": 0}, r"^k must be >= 1, got 0$"),
+                     ({"k": 1, "min_train": -1}, r"^min_train must be >= 0, got -1$"),
+                     ({"fraction": 1.0}, r"^fraction must be in \(0, 1\), got 1\.0$")):
+        with pytest.raises(ValueError, match=msg):
+            splits.per_user(r, **bad)
+    with pytest.raises(ValueError, match=r"^test_fraction must be in \(0, 1\), got 0\.0$"):
+        splits.temporal(r, 0.0)
+    with pytest.raises(ValueError, match=r"^test_fraction must be in \(0, 1\), got 1\.5$"):
+        splits.holdout(r, 1.5)
+
+
+def test_validation_split_takes_its_fraction_and_seed():
+    a = splits.validation_split(R, 0.3)
+    assert len(a.test) == round(0.3 * len(R))
+    assert _digest(splits.validation_split(R, seed=1)) != _digest(splits.validation_split(R))
+    assert _digest(splits.validation_split(R, 0.3, seed=4)) == \
+        _digest(splits.holdout(R, 0.3, seed=4))
