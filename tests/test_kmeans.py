@@ -235,3 +235,130 @@ def test_fitted_outputs_messages_and_dtypes(overlapping):
     mt = KMeans(2, random_state=0, library="torch").fit(torch.from_numpy(X32))
     with pytest.raises(ValueError, match=r"^X has 3 features; this KMeans was fitted on 2$"):
         mt.predict(torch.ones(3, 3))  # a device array: checked by us, on its device
+
+
+def _count_runs(monkeypatch) -> list:
+    import kmrec_gpu.cluster.kmeans as km
+
+    runs, real = [], km.lloyd
+
+    def recording(*a, **kw):
+        runs.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(km, "lloyd", recording)
+    return runs
+
+
+@pytest.mark.parametrize(("params", "n_runs"), [
+    ({"init": "k-means++"}, 1), ({"init": "random"}, 10), ({"init": "random", "n_init": 3}, 3),
+    ({"init": "__array__", "n_init": 4}, 1), ({"init": "__array__"}, 1)])
+def test_n_init_auto_is_scikit_learns(overlapping, monkeypatch, params, n_runs):
+    runs = _count_runs(monkeypatch)
+    if params["init"] == "__array__":
+        params = {**params, "init": overlapping[:3]}
+    KMeans(3, random_state=0, **params).fit(overlapping)
+    assert len(runs) == n_runs
+
+
+@pytest.mark.parametrize(("params", "msg"), [
+    ({"max_iter": 0}, r"^max_iter must be a positive int, got 0$"),
+    ({"max_iter": 2.5}, r"^max_iter must be a positive int, got 2\.5$"),
+    ({"n_init": 0}, r"^n_init must be a positive int or 'auto', got 0$"),
+    ({"n_init": 1.5}, r"^n_init must be a positive int or 'auto', got 1\.5$")])
+def test_iteration_counts_are_positive_ints(overlapping, params, msg):
+    with pytest.raises(ValueError, match=msg):
+        KMeans(3, **params).fit(overlapping)
+
+
+def test_inertia_sums_every_block(overlapping):
+    """A memory budget small enough for several blocks: the inertia is still every
+    point's squared distance to its centre."""
+    m = KMeans(4, random_state=0, memory_budget_mb=0.001).fit(overlapping)
+    d = ((overlapping - m.cluster_centers_[m.labels_]) ** 2).sum()
+    assert m.inertia_ == pytest.approx(d, rel=1e-9)
+
+
+def test_iteration_count_and_verbose_lines(overlapping, capsys):
+    init = overlapping[:4]
+    ours = KMeans(4, init=init, n_init=1, tol=0.0, max_iter=300, verbose=True).fit(overlapping)
+    ref = SKKMeans(4, init=init, n_init=1, tol=0.0, max_iter=300,
+                   algorithm="lloyd").fit(overlapping)
+    assert ours.n_iter_ == ref.n_iter_
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("kmeans:")]
+    assert len(lines) == ours.n_iter_ and lines[0].startswith("kmeans: iteration 1, ")
+    assert lines[-1].startswith(f"kmeans: iteration {ours.n_iter_}, 0 labels changed")
+
+
+def test_fewer_distinct_clusters_warn_and_enough_do_not():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    dup = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 5, axis=0)
+    with pytest.warns(ConvergenceWarning, match=r"^Number of distinct clusters \(2\) found "
+                                                 r"smaller than n_clusters \(3\)\. Possibly due "
+                                                 r"to duplicate points in X\.$"):
+        KMeans(3, random_state=0).fit(dup)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KMeans(2, random_state=0).fit(dup)
+
+
+def test_complex_input_is_refused_by_name():
+    for X in (np.ones((4, 2), dtype=complex), [[1 + 2j, 0j], [1j, 2 + 0j]]):
+        with pytest.raises(ValueError, match=r"^Complex data not supported: KMeans\.fit got X "
+                                             r"of dtype complex128; K-means needs real "
+                                             r"features \(pass X\.real"):
+            KMeans(1).fit(X)
+
+
+def test_unfitted_and_torch_models_pickle_and_keep_their_backend(overlapping):
+    import pickle
+
+    pickle.loads(pickle.dumps(KMeans(3)))  # nothing fitted to drop
+    torch = pytest.importorskip("torch")
+    X32 = overlapping.astype(np.float32)
+    m = KMeans(3, random_state=0, library="torch").fit(torch.from_numpy(X32))
+    back = pickle.loads(pickle.dumps(m))
+    assert back._backend_.library == "torch" and back.backend_ == m.backend_
+    np.testing.assert_array_equal(back.predict(torch.from_numpy(X32)), m.labels_)
+
+
+def test_explicit_init_keeps_the_datas_float32(overlapping):
+    X32 = overlapping.astype(np.float32)
+    m = KMeans(3, init=X32[:3].astype(np.float64), n_init=1).fit(X32)
+    assert m.cluster_centers_.dtype == np.float32
+
+
+@pytest.mark.parametrize("init", ["random", "k-means++"])
+def test_initial_centres_are_pinned_for_seed_0(overlapping, init):
+    """The start of each init comes from its own named stream (seed, 'kmeans', init, run):
+    'random' is a sorted sample of rows; a change of stream or of the init's meaning moves
+    these."""
+    from kmrec_gpu import seeding
+
+    m = KMeans(5, init=init, n_init=1, max_iter=1, random_state=0).fit(overlapping)
+    rng = seeding.rng(0, "kmeans", init, "0")
+    if init == "random":
+        start = overlapping[np.sort(rng.choice(len(overlapping), size=5, replace=False))]
+    else:
+        start = _plusplus_reference(overlapping, 5, rng)
+    labels = ((overlapping[:, None, :] - start[None]) ** 2).sum(2).argmin(1)
+    one_step = np.stack([overlapping[labels == j].mean(0) for j in range(5)])
+    np.testing.assert_allclose(m.cluster_centers_, one_step, rtol=1e-9)
+    # one iteration, not converged: the labels are the points' nearest new centres
+    final = ((overlapping[:, None, :] - one_step[None]) ** 2).sum(2).argmin(1)
+    np.testing.assert_array_equal(m.labels_, final)
+
+
+def test_kmeans_plusplus_on_a_handful_of_points_can_pick_the_last():
+    from kmrec_gpu.backends import get_backend
+    from kmrec_gpu.cluster.kmeans import kmeans_plusplus
+
+    X = np.array([[0.0], [1.0], [2.0], [3.0], [50.0]])
+    data = prepare(X, get_backend("cpu"), k=4, budget_bytes=1 << 20)
+    for seed in range(20):
+        got = np.asarray(kmeans_plusplus(data, 4, np.random.default_rng(seed)))
+        ref = _plusplus_reference(X, 4, np.random.default_rng(seed))
+        np.testing.assert_array_equal(got, ref)
