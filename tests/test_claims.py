@@ -323,3 +323,33 @@ def test_a_claims_file_that_is_a_directory_is_a_clear_error(tmp_path):
     (tmp_path / "claims.json").mkdir()
     with pytest.raises(SchemaError, match="claims.json: expected a claims file"):
         load_claims(tmp_path / "claims.json")
+
+
+# ---- the verdict rule at its edges (mutation testing: results/mutation.md) ---------------
+
+@pytest.mark.parametrize(("lo", "hi", "better", "side"), [
+    (-1.0, 0.0, "lower", "either"), (0.0, 1.0, "lower", "either"),
+    (-1.0, -0.5, "lower", "better"), (0.5, 1.0, "lower", "worse"),
+    (0.0, 1.0, "higher", "either"), (-1.0, 0.0, "higher", "either"),
+    (0.5, 1.0, "higher", "better"), (-1.0, -0.5, "higher", "worse"),
+    (0.2, 0.8, "higher", "better"), (0.2, 0.2, "lower", "worse"),
+    (-0.5, 0.5, "higher", "either")])
+def test_difference_side_at_zero(lo, hi, better, side):
+    """An interval touching 0 holds 0: neither side."""
+    assert difference_side(lo, hi, better) == side
+
+
+@pytest.mark.parametrize(("call", "msg"), [
+    (lambda: figure_verdict(float("nan"), 1.0, 0.9, 0.1), r"^lo must be a finite number, got nan$"),
+    (lambda: figure_verdict(0.8, float("inf"), 0.9, 0.1), r"^hi must be a finite number, got inf$"),
+    (lambda: figure_verdict(0.8, 1.0, True, 0.1), r"^claimed must be a finite number, got True$"),
+    (lambda: figure_verdict(0.8, 1.0, 0.9, "0.1"), r"^margin must be a finite number, got '0\.1'$"),
+    (lambda: figure_verdict(1.0, 0.8, 0.9, 0.1),
+     r"^the interval \[1\.0, 0\.8\] is empty \(lo > hi\)$"),
+    (lambda: figure_verdict(0.8, 1.0, 0.9, -0.1), r"^margin must be >= 0, got -0\.1$"),
+    (lambda: difference_side(0.0, 1.0, "up"), r"^better must be 'lower' or 'higher', got 'up'$"),
+    (lambda: difference_side(1.0, 0.0, "lower"),
+     r"^the interval \[1\.0, 0\.0\] is empty \(lo > hi\)$")])
+def test_verdict_errors_name_the_value(call, msg):
+    with pytest.raises(ValueError, match=msg):
+        call()
