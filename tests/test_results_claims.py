@@ -176,3 +176,61 @@ def test_appended_results_do_not_make_the_revision_dirty(tmp_path):
     assert git_revision.__wrapped__(tmp_path) == rev
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_revision.__wrapped__(tmp_path) == rev + "-dirty"
+
+
+# ---- the claims schema at its edges (mutation testing: results/mutation.md) --------------
+
+@pytest.mark.parametrize("change, msg", [
+    ({"held_out": figure(value=0.94, ci_low=0.94)}, None),  # value on its interval's end
+    ({"held_out": figure(value=0.96, ci_high=0.96)}, None),
+    ({"held_out": "x"}, r"^claim '001-tsvd16-rmse' held_out: expected an object$"),
+    ({"as_published": figure(verdict="maybe")},
+     r"^claim '001-tsvd16-rmse' as_published: verdict 'maybe'$"),
+    ({"figures": [figure(), figure(ci_low=0.99)]},
+     r"^claim '001-tsvd16-rmse' figures\[1\]: needs ci_low <= value <= ci_high$"),
+    ({"context": "x"}, r"^claim '001-tsvd16-rmse': context must be a list$"),
+    ({"conclusion_evidence": "x"},
+     r"^claim '001-tsvd16-rmse': conclusion_evidence must be a list$"),
+    ({"evidence": "runs/x.jsonl"},
+     r"^claim '001-tsvd16-rmse': evidence must be a list of strings \(files, commands\)$"),
+    ({"evidence": [1]}, r"evidence must be a list of strings"),
+    ({"verdict": "not reproduced", "claimed": None}, r"^claim '001-tsvd16-rmse': a 'not "
+                                                     r"reproduced' verdict needs claimed and "
+                                                     r"margin$"),
+    ({"verdict": "reproduced", "margin": None}, r"a 'reproduced' verdict needs claimed"),
+    ({"verdict": "not reproduced", "evidence": []},
+     r"^claim '001-tsvd16-rmse': a 'not reproduced' verdict needs evidence$"),
+    ({"verdict": "no claim", "evidence": []}, None),  # a document that states no figure
+])
+def test_claim_schema_edges(change, msg):
+    if msg is None:
+        assert validate_claim(claim(**change))["id"] == "001-tsvd16-rmse"
+        return
+    with pytest.raises(SchemaError, match=msg):
+        validate_claim(claim(**change))
+
+
+def test_schema_messages_name_where():
+    with pytest.raises(SchemaError, match=r"^claim: expected an object, got list$"):
+        validate_claim([])
+    with pytest.raises(SchemaError, match=r"^claims\[1\] '001-tsvd16-rmse': verdict 'x'"):
+        validate_claims([claim(id="a"), claim(verdict="x")])
+    with pytest.raises(SchemaError, match=r"^claims.json must hold a JSON list$"):
+        validate_claims({})
+
+
+def test_claims_file_errors_and_format(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1,")
+    with pytest.raises(SchemaError, match=rf"^{bad}: not valid JSON \("):
+        load_claims(bad)
+    bad.write_bytes(b"\xff\xfe[]")
+    with pytest.raises(SchemaError, match=rf"^{bad}: not UTF-8 text \("):
+        load_claims(bad)
+    p = tmp_path / "claims.json"
+    c = claim(statement="Précision ≥ 0.9", held_out=figure(), verdict="not reproduced")
+    write_claims(p, [c])
+    text = p.read_text(encoding="utf-8")
+    # two-space indent, keys in the record's order, non-ASCII kept as written, one newline
+    assert text == json.dumps([c], indent=2, ensure_ascii=False) + "\n"
+    assert "Précision ≥ 0.9" in text and text.index('"id"') < text.index('"source"')
