@@ -333,3 +333,25 @@ def test_top_k_items_takes_integer_scores_and_names_bad_shapes():
         top_k_items(scores, 0)
     with pytest.raises(ValueError, match=r"^exclude has shape \(1, 3\), scores \(2, 3\)$"):
         top_k_items(scores, 1, exclude=sp.csr_matrix(np.ones((1, 3))))
+
+
+def test_rating_metrics_is_exactly_these_figures():
+    m = rating_metrics(Y, P)
+    assert m == pytest.approx({
+        "rmse": math.sqrt((0.25 + 0.04 + 0.81 + 2.56) / 4), "mae": (0.5 + 0.2 + 0.9 + 1.6) / 4,
+        "exact_match": 0.25, "within_0.5": 0.5, "within_1.0": 0.75,
+        "relative_accuracy": np.mean([1 - 0.5 / 4, 1 - 0.2 / 3, 1 - 0.9 / 5, 1 - 1.6 / 1]),
+        "n": 4})
+    assert list(m) == ["rmse", "mae", "exact_match", "within_0.5", "within_1.0",
+                       "relative_accuracy", "n"]
+    # errors 1.2 and 0.8: outside and inside 1.0; both outside 0.5
+    far = rating_metrics([1.0, 4.0], [2.2, 3.2])
+    assert (far["within_0.5"], far["within_1.0"]) == (0.0, 0.5)
+
+
+def test_rating_metrics_snaps_to_the_given_scale():
+    y, p = [4.0, 2.0], [3.6, 2.3]
+    assert rating_metrics(y, p)["exact_match"] == 0.0  # half stars: 3.5, 2.5
+    whole = RatingScale(1, 5, 1)
+    assert rating_metrics(y, p, scale=whole)["exact_match"] == 1.0  # whole stars: 4, 2
+    assert exact_match(y, p, whole) == 1.0 and exact_match(y, p) == 0.0
