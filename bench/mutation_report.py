@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -69,11 +70,12 @@ def score(by_mutant: dict[str, str], equivalent: dict[str, str]) -> dict[str, An
             "equivalent": len(eq), "score": detected / judged if judged else 1.0}
 
 
-def diff_of(name: str) -> str:
-    """The changed lines of one mutant (``mutmut show``), as one line."""
-    p = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT,
-                       capture_output=True, text=True)
-    lines = [ln for ln in p.stdout.splitlines()
+def diff_of(name: str, module: str) -> str:
+    """The changed lines of one mutant (what ``mutmut show`` prints), as one line."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    diff = get_diff_for_mutant(name, path=module)  # reads mutants/<module>, from ROOT
+    lines = [ln for ln in diff.splitlines()
              if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
     return " / ".join(ln.strip() for ln in lines)[:300] or "(no diff shown)"
 
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from kmrec_gpu.environment import cpu_name
     from kmrec_gpu.results import write_atomic
 
+    os.chdir(ROOT)  # mutmut's helpers read mutants/ and pyproject.toml from here
     by_module = statuses(args.mutants)
     if not by_module:
         raise SystemExit(f"no mutmut results under {args.mutants}: run `mutmut run` first")
@@ -133,16 +136,20 @@ def main(argv: list[str] | None = None) -> int:
     row = {"time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
            "git": git_revision(), "device": cpu_name(),
            "modules": {m: score(ms, equivalent) for m, ms in by_module.items()}}
+    # mutants never run are counted, not listed: their change says nothing yet
+    survivors = [(name, status, diff_of(name, module), equivalent.get(name, ""))
+                 for module, ms in by_module.items() for name, status in ms.items()
+                 if status not in DETECTED and status != "not checked"]
+    history = ([json.loads(ln) for ln in args.out.read_text().splitlines() if ln.strip()]
+               if args.out.exists() else []) + [row]
+    text = render(history, survivors)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a") as f:  # append-only: every run's scores stay
         f.write(json.dumps(row) + "\n")
-    history = [json.loads(ln) for ln in args.out.read_text().splitlines() if ln.strip()]
-    survivors = [(name, status, diff_of(name), equivalent.get(name, ""))
-                 for ms in by_module.values() for name, status in ms.items()
-                 if status not in DETECTED]
-    write_atomic(args.md, render(history, survivors))
+    write_atomic(args.md, text)
     for module, s in row["modules"].items():
-        print(f"{module}: {s['killed']}/{s['mutants']} killed, {s['equivalent']} equivalent,"
+        print(f"{module}: {s['killed'] + s['timeout']}/{s['mutants']} detected, "
+              f"{s['equivalent']} equivalent,"
               f" score {s['score']:.1%}")
     print(f"rows appended to {args.out}; view in {args.md}")
     return 0

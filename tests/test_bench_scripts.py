@@ -224,7 +224,8 @@ def test_mutation_report_scores_each_module_from_mutmuts_meta_files(tmp_path, mo
     (meta / "rating.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
     eq = tmp_path / "eq.yaml"
     eq.write_text("kmrec_gpu.metrics.rating.x_rmse__mutmut_4: 'a renamed local variable'\n")
-    monkeypatch.setattr(mr, "diff_of", lambda name: f"change of {name}")
+    monkeypatch.setattr(mr, "diff_of", lambda name, module: f"change of {name}")
+    monkeypatch.chdir(tmp_path)
     out, md = tmp_path / "m.jsonl", tmp_path / "m.md"
     args = ["--mutants", str(tmp_path / "mutants"), "--equivalent", str(eq), "--out", str(out),
             "--md", str(md)]
