@@ -53,7 +53,7 @@ bench: setup
 peers: setup
 	$(BIN)/python bench/bench_peers.py --label after
 
-# mutation testing of the result-critical modules (pyproject.toml's [tool.mutmut]; minutes,
+# mutation testing of the result-critical modules (pyproject.toml's [tool.mutmut]; over an hour,
 # not in CI): each mutant against the tests that call it, then results/mutation.md
 mutate: setup
 	$(BIN)/pip install -q -e '.[mutate]'
