@@ -44,9 +44,9 @@ def present_rows(absent):  # pragma: no cover - jit
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def attention_forward(qkv, absent, keep, scale, mask_queries):  # pragma: no cover - jit
-    """(o, p): o (H, d, T, B) the heads' outputs, p (H, T, T, B) the softmax weights
-    before dropout (what the backward needs; rows past a query's ``hi`` unset when
-    ``mask_queries``)."""
+    """(o, p, hi): o (H, d, T, B) the heads' outputs, p (H, T, T, B) the softmax weights
+    before dropout (rows past a query's ``hi`` unset when ``mask_queries``) and ``hi``
+    (:func:`present_rows`), both for the backward."""
     _, n_heads, width, n_tok, n_b = qkv.shape
     drop = keep.shape[0] > 0
     hi = present_rows(absent)
@@ -102,17 +102,17 @@ def attention_forward(qkv, absent, keep, scale, mask_queries):  # pragma: no cov
                     for b in range(nt):
                         if absent[t, b]:
                             out[b] = np.float32(0.0)
-    return o, p
+    return o, p, hi
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def attention_backward(qkv, absent, p, keep, d_o, scale,
+def attention_backward(qkv, absent, hi, p, keep, d_o, scale,
                        mask_queries):  # pragma: no cover - jit
-    """The gradient of ``attention_forward``'s o with respect to qkv, (3, H, d, T, B).
-    A key's weight is 0 past its last present row, so only the rows before it count."""
+    """The gradient of ``attention_forward``'s o with respect to qkv, (3, H, d, T, B), from
+    the forward's ``p`` and ``hi``. A key's weight is 0 past its last present row, so only
+    the rows before it count."""
     _, n_heads, width, n_tok, n_b = qkv.shape
     drop = keep.shape[0] > 0
-    hi = present_rows(absent)
     g = np.zeros(qkv.shape, dtype=np.float32)
     dp = np.empty((n_tok, n_b), dtype=np.float32)
     dot = np.empty(n_b, dtype=np.float32)

@@ -48,8 +48,8 @@ class _CoreCpu(torch.autograd.Function):
         keep_np = (keep if keep is not None else qkv.new_empty(0, 0, 0, 0)).detach().numpy()
         qkv_np = qkv.detach().contiguous().numpy()
         absent_np = absent.contiguous().numpy()
-        o, p = attention_forward(qkv_np, absent_np, keep_np, scale, mask_queries)
-        ctx.arrays = (qkv_np, absent_np, p, keep_np)
+        o, p, hi = attention_forward(qkv_np, absent_np, keep_np, scale, mask_queries)
+        ctx.arrays = (qkv_np, absent_np, hi, p, keep_np)
         ctx.scale, ctx.mask_queries = scale, mask_queries
         return torch.from_numpy(o)
 
@@ -57,8 +57,8 @@ class _CoreCpu(torch.autograd.Function):
     def backward(ctx, d_o: torch.Tensor):  # type: ignore[override]
         from kernels.cpu_attention import attention_backward
 
-        qkv_np, absent_np, p, keep_np = ctx.arrays
-        g = attention_backward(qkv_np, absent_np, p, keep_np, d_o.contiguous().numpy(),
+        qkv_np, absent_np, hi, p, keep_np = ctx.arrays
+        g = attention_backward(qkv_np, absent_np, hi, p, keep_np, d_o.contiguous().numpy(),
                                ctx.scale, ctx.mask_queries)
         return torch.from_numpy(g), None, None, None, None
 
