@@ -228,3 +228,86 @@ def test_with_test_rows_without_timestamps():
     both = with_test_rows(s)
     assert both.timestamps is None and len(both) == len(s.train) + len(s.test)
     assert dataclasses.replace(s.train).timestamps is None
+
+
+def _recorder():
+    """A pipeline that keeps every split it is given and predicts nothing from it."""
+    seen = []
+
+    def run(s):
+        seen.append(s)
+        return np.zeros(len(s.test))
+
+    return run, seen
+
+
+def _ratings_and_items(s):
+    return (s.test.ratings.tolist(), s.test.items.tolist())
+
+
+def test_the_default_seed_is_0_and_each_check_passes_its_seed_on(split):
+    for check in (check_leakage, assert_no_leakage, check_recommender_leakage,
+                  assert_no_recommender_leakage):
+        run, seen = _recorder()
+        check(run, split)
+        check(run, split, seed=0)
+        check(run, split, seed=5)
+        default, zero, five = (_ratings_and_items(s) for s in seen[1::2])
+        assert default == zero != five, check.__name__
+    run, seen = _recorder()
+    check_recommender_leakage(run, split, seed=5)
+    moved = move_test_items(perturb_test(split, 5), 5)
+    assert _ratings_and_items(seen[1]) == _ratings_and_items(moved)
+
+
+def test_the_perturbation_streams_are_pinned(split):
+    """Test ratings and moved movies for seed 0 (a renamed stream or a changed step moves
+    every model's leakage check to other rows)."""
+    import hashlib
+
+    p, m = perturb_test(split, 0), move_test_items(split, 0)
+    digest = hashlib.sha256(p.test.ratings.tobytes() + m.test.items.tobytes()).hexdigest()
+    assert p.test.ratings[:8].tolist() == [0.5, 2.5, 1.5, 1.0, 3.0, 3.5, 4.5, 2.5]
+    assert m.test.items[:8].tolist() == [36, 34, 24, 36, 10, 35, 34, 31]
+    assert digest[:16] == "5b547168d371a0ed"
+
+
+def test_moved_rows_stay_in_the_vocabulary_of_one_or_two_movies():
+    from kmrec_gpu.metrics.rating import HALF_STAR
+    from kmrec_gpu.ratings import from_arrays
+
+    for n_items, users, items in ((1, np.arange(60), np.zeros(60, dtype=int)),
+                                  (2, np.repeat(np.arange(30), 2), np.tile([0, 1], 30))):
+        s = holdout(from_arrays(users, items, np.full(60, 3.0), scale=HALF_STAR), 0.3, seed=0)
+        m = move_test_items(s, 0)
+        assert m.test.n_items == n_items and len(s.test) == 18
+        if n_items == 1:
+            assert m.test.items.tolist() == [0] * 18  # nowhere else to go
+        else:
+            assert (m.test.items == 1 - s.test.items).all()  # each to the other movie
+
+
+def test_an_empty_test_set_moves_nothing(split):
+    empty = split.__class__(split.train, split.test.subset(np.array([], dtype=int)),
+                            split.method, split.params, 0)
+    rep = check_leakage(lambda s: np.zeros(len(s.test)), empty)
+    assert (rep.n_rows, rep.n_moved, rep.max_abs_delta, rep.leaks) == (0, 0, 0.0, False)
+
+
+def test_one_recommendation_list_is_one_user(split):
+    lists = iter([np.array([1, 2, 3]), np.array([1, 5, 3])])
+    rep = check_recommender_leakage(lambda s: next(lists), split)
+    assert (rep.n_users_moved, rep.n_slots_moved) == (1, 1)
+    same = iter([np.array([1, 2, 3])] * 2)
+    assert check_recommender_leakage(lambda s: next(same), split).n_users_moved == 0
+
+
+def test_the_recommender_leak_message_is_exact(split):
+    def reads_test(s):
+        return np.array([[int(_test_sum(s)) % 7, 1]])
+
+    with pytest.raises(LeakageError) as e:
+        assert_no_recommender_leakage(reads_test, split)
+    assert str(e.value) == (
+        "1 of 1 users' recommendation lists moved (1 slots) when only the test rows changed "
+        "(their ratings, and the movies they are on): the recommender reads test ratings")

@@ -67,8 +67,8 @@ def test_exact_match_clips_and_uses_scale():
 
 
 @pytest.mark.parametrize("y, p, msg", [
-    ([1.0, 2.0], [1.0], "y_pred has 1"),
-    ([], [], "empty"),
+    ([1.0, 2.0], [1.0], "^y_true has 2 values but y_pred has 1$"),
+    ([], [], "^cannot score an empty set of ratings$"),
     ([1.0, np.nan], [1.0, 2.0], r"y_true\[1\]"),
     ([1.0, 2.0], [np.inf, 2.0], r"y_pred\[0\]"),
 ])

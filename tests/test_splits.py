@@ -176,3 +176,22 @@ def test_drop_cold_drops_a_row_whose_user_or_item_alone_is_unseen():
     assert d.n_dropped_cold == 2 and len(d.test) == 1
     assert (d.test.user_ids[d.test.users[0]], d.test.item_ids[d.test.items[0]]) \
         == (1, warm_item)
+
+
+def test_a_user_or_movie_with_one_training_rating_is_warm():
+    """drop_cold keeps a test row whose user, and one whose movie, has a single training
+    rating: seen once is seen."""
+    base = make_ratings(timestamps=False)
+    n = len(base)
+    users = np.concatenate([base.user_ids[base.users], [9999, 9999, 1, 2]])
+    items = np.concatenate([base.item_ids[base.items], [base.item_ids[0], base.item_ids[1],
+                                                        777, 777]])
+    # the newest rows are the test set: each of user 9999 and movie 777 is once in train
+    ts = np.concatenate([np.zeros(n, dtype=np.int64), [10, 11, 10, 12]])
+    r = from_arrays(users, items, np.concatenate([base.ratings, [3.0, 4.0, 5.0, 2.0]]), ts,
+                    scale=base.scale)
+    d = splits.temporal(r, 2 / (n + 4), seed=0, drop_cold=True)
+    assert len(d.test) == 2 and d.n_dropped_cold == 0
+    assert sorted(zip(d.test.user_ids[d.test.users].tolist(),
+                      d.test.item_ids[d.test.items].tolist())) == [(2, 777),
+                                                                   (9999, base.item_ids[1])]
