@@ -57,7 +57,7 @@ def _refuse_complex(X: Any, what: str) -> None:
     """scikit-learn refuses complex data; casting it to float would drop the imaginary part
     without a word."""
     dtype = getattr(X, "dtype", None)
-    if dtype is None and not hasattr(X, "shape"):  # a list or tuple of numbers
+    if dtype is None:  # a list or tuple of numbers, or a DataFrame (which has dtypes)
         try:
             dtype = np.asarray(X).dtype
         except (TypeError, ValueError):
