@@ -238,11 +238,22 @@ def test_write_baselines_stores_every_cell_and_reports(tmp_path, rev):
         "key": "kb", "dataset": "toy", "revision": "r" * 40, "device": "dev2",
         "metrics": {"x": None}}
     assert p.read_text().endswith("}\n") and "\n \"cells\"" in p.read_text()
+    assert list(data) == sorted(data)  # keys sorted at every level, as written
+    assert list(data["cells"]["b@toy/holdout/cpu/seed1"]) == sorted(
+        data["cells"]["b@toy/holdout/cpu/seed1"])
+    assert data["updated_utc"].endswith("+00:00")
     out = c.file.getvalue()
     assert "check: new baselines, 2 cells" in out
     assert f"check: baselines written to {p} (2 cells, revision {'r' * 40})" in out
     assert "uncommitted" not in out
     assert ck.load_baselines(p)["cells"]["a@toy/holdout/cpu/seed0"]["metrics"] == {"rmse": 0.9}
+
+
+def test_an_infinite_metric_is_refused_and_nothing_written(tmp_path, rev):
+    p = tmp_path / "b.json"
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        ck.write_baselines(p, None, {CID: result(metrics={"rmse": float("inf")})}, False, text())
+    assert not p.exists()
 
 
 def test_a_filtered_update_keeps_the_other_cells_and_a_full_one_drops_them(tmp_path, rev):
@@ -282,7 +293,10 @@ def test_report_update_lists_each_changed_metric_and_cell():
     assert rows == [["a", "s", "p", "q", ""], ["a", "x", "1", "1.5", "+0.5"],
                     ["a", "z", "None", "3", ""], ["gone", "-", "cell", "", "removed"],
                     ["new", "-", "", "cell", "added"]]
-    assert "check: baselines changed" in c.file.getvalue()
+    header = [ln for ln in c.file.getvalue().splitlines() if "cell" in ln and "┃" in ln]
+    assert [x.strip() for x in header[0].split("┃")[1:-1]] == ["cell", "metric", "old", "new",
+                                                               "delta"]
+    assert c.file.getvalue().splitlines()[0].strip() == "check: baselines changed"
     same = text()
     ck.report_update(old, old, same)
     assert same.file.getvalue() == "check: no metric changed\n"
@@ -306,7 +320,11 @@ def test_the_findings_table_shows_each_finding():
         ["c", "-", "None", "failed: boom", "", "", "failed"],
         ["c", "n", "2", "True", "-1", "", "regressed"],
     ]
-    assert "check: changes beyond tolerance" in c.file.getvalue()
+    out = c.file.getvalue().splitlines()
+    assert out[0].strip() == "check: changes beyond tolerance"
+    header = [ln for ln in out if "┃" in ln]
+    assert [x.strip() for x in header[0].split("┃")[1:-1]] == [
+        "cell", "metric", "baseline", "now", "delta", "tolerance", "status"]
 
 
 def test_the_findings_table_colours_improvements_green_and_the_rest_red():

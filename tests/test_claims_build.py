@@ -180,6 +180,19 @@ def test_a_held_out_figure_is_the_pooled_user_bootstrap_of_its_seeds():
     assert c["tuned_holds"] is None and c["tuned_evidence"] == []
 
 
+def test_one_seed_has_no_spread_between_seeds():
+    f = cb.build_claim(protocol([entry("a", seeds=(0,))]), stored(("a", 0.9)))["held_out"]
+    assert f["per_seed_sd"] is None and len(f["per_seed"]) == 1
+
+
+def test_a_row_without_extras_keeps_no_per_user_statistics():
+    rows = stored(("a", 0.9))
+    k = key(Cell("a", "toy", "holdout", 1))
+    rows[k].row.pop("extra")
+    with pytest.raises(cb.MissingRows, match="^a@toy/seed1: its row keeps no per-user"):
+        cb.build_claim(protocol([entry("a")]), rows)
+
+
 def test_the_figures_keep_six_decimals():
     c = cb.build_claim(protocol([entry("a")]), stored(("a", 0.9)))
     f = c["held_out"]
@@ -242,7 +255,9 @@ def test_the_verdict_note_names_each_judged_figure():
         f"a (held-out, rmse, toy): {f['value']:.4f} [{f['ci_low']:.4f}, {f['ci_high']:.4f}] "
         f"against 0.9000 ± 0.0500: {f['verdict']}.")
     two = cb.build_claim(protocol([entry("a"), entry("b")]), rows)["verdict_note"]
-    assert two.count("; ") == 1 and two.endswith(".") and two.startswith("a (held-out")
+    first, second = two.split("; ")
+    assert first.startswith("a (held-out") and first.endswith(f": {f['verdict']}")
+    assert second.startswith("b (held-out") and second.endswith(".")
 
 
 @pytest.mark.parametrize("x, shown", [(3, "3"), (3.0, "3"), (1234.5, "1,234"),
@@ -377,6 +392,14 @@ def test_build_claims_writes_beside_the_rows_by_default(tmp_path):
     path, claims = cb.build_claims(root, protocols=[protocol([entry("a")])])
     assert path == root / "claims.json" and load_claims(path) == claims
     assert claims[0]["evidence"][0] == "runs/r.jsonl"
+
+
+def test_build_claims_reads_results_where_it_runs_by_default(tmp_path, monkeypatch):
+    _results(tmp_path / "results", ("a", 0.9))
+    monkeypatch.chdir(tmp_path)
+    path, (c,) = cb.build_claims(protocols=[protocol([entry("a")])])
+    assert path.resolve() == (tmp_path / "results" / "claims.json").resolve()
+    assert c["evidence"][0] == "runs/r.jsonl"
 
 
 def test_build_claims_with_only_keeps_the_other_claims_in_the_file(tmp_path):
