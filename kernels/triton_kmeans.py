@@ -122,6 +122,56 @@ def _block(size: int, cap: int) -> int:
     return int(min(cap, max(16, triton.next_power_of_2(max(size, 1)))))
 
 
+# float64 tiles of 64 x 64 x 64 need 128 KB of shared memory (kernels/aot.py compiles
+# them), more than the 99 KB a block gets on sm_86/sm_89 (L4, A10, RTX 30/40): 32-wide
+# feature slices keep float64 at 80 KB
+_MAX_BLOCK_D = {torch.float64: 32}
+
+
+def launch_meta(dtype: torch.dtype, k: int, d: int, *, update: bool, precision: str,
+                block_n: int = 64, block_k: int | None = None, block_d: int | None = None
+                ) -> dict:
+    """The constexprs of a launch: the specialization Triton compiles for it. The one rule
+    :func:`assign` launches with and :func:`specializations` enumerates."""
+    return {"BLOCK_N": _block(block_n, block_n), "BLOCK_K": block_k or _block(k, 64),
+            "BLOCK_D": block_d or _block(d, _MAX_BLOCK_D.get(dtype, 64)),
+            "UPDATE": bool(update), "ACC64": accumulation_dtype(dtype) == torch.float64,
+            "PRECISION": precision, "UPCAST": _upcast(dtype)}
+
+
+_TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32",
+                torch.float64: "fp64", torch.int32: "i32", torch.int64: "i64"}
+
+# (k, d) of the harness's K-means cells: 7, 8 and 15 clusters (tuned searches up to 40) over
+# genre profiles (19, 20 genres) and liked-movie matrices (1,682 and 9,742 movies)
+HARNESS_SHAPES = ((15, 9742), (8, 20), (40, 1682), (7, 19))
+
+
+def signature(dtype: torch.dtype, update: bool) -> dict[str, str]:
+    """Triton's type of every argument :func:`assign` passes (pointers by their tensors)."""
+    t, acc = _TRITON_TYPE[dtype], _TRITON_TYPE[accumulation_dtype(dtype)]
+    return {"x_ptr": f"*{t}", "c_ptr": f"*{t}", "cn_ptr": f"*{acc}", "labels_ptr": "*i64",
+            "mind_ptr": f"*{acc}", "sums_ptr": f"*{acc}",
+            "counts_ptr": "*i32" if update else "*i64",  # the labels stand in without update
+            "n": "i32", "k": "i32", "d": "i32", "stride_x": "i32", "stride_c": "i32"}
+
+
+def specializations(shapes=HARNESS_SHAPES) -> list[tuple[dict, dict]]:
+    """(signature, constexprs) of every launch the dispatch can make on ``shapes``: each
+    dtype, update flag and precision, with the blocks :func:`launch_meta` picks."""
+    out, seen = [], set()
+    for dtype in FLOAT_DTYPES:
+        for update in (False, True):
+            for precision in PRECISIONS:
+                for k, d in shapes:
+                    meta = launch_meta(dtype, k, d, update=update, precision=precision)
+                    key = (dtype, tuple(meta.items()))
+                    if key not in seen:
+                        seen.add(key)
+                        out.append((signature(dtype, update), meta))
+    return out
+
+
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -157,14 +207,11 @@ def assign(x: torch.Tensor, centers: torch.Tensor, *, update: bool = False,
     sums = torch.zeros((k, d), dtype=acc, device=x.device) if update else None
     counts = torch.zeros(k, dtype=torch.int32, device=x.device) if update else None
     if n:
-        bn = _block(block_n, block_n)
-        bk = block_k or _block(k, 64)
-        bd = block_d or _block(d, 64)
-        _assign_kernel[(triton.cdiv(n, bn),)](
+        meta = launch_meta(x.dtype, k, d, update=update, precision=precision, block_n=block_n,
+                           block_k=block_k, block_d=block_d)
+        _assign_kernel[(triton.cdiv(n, meta["BLOCK_N"]),)](
             x, c, c_norm, labels, min_dist, sums if update else min_dist,
-            counts if update else labels, n, k, d, x.stride(0), c.stride(0),
-            BLOCK_N=bn, BLOCK_K=bk, BLOCK_D=bd, UPDATE=update, ACC64=acc == torch.float64,
-            PRECISION=precision, UPCAST=_upcast(x.dtype))
+            counts if update else labels, n, k, d, x.stride(0), c.stride(0), **meta)
     return Assignment(labels, min_dist, sums, counts.to(torch.int64) if update else None)
 
 

@@ -100,14 +100,61 @@ def sampled_dot(a: torch.Tensor, b: torch.Tensor, rows: torch.Tensor, cols: torc
         return out
     a, b = a.contiguous(), b.contiguous()
     off = (torch.tensor([offset], dtype=acc, device=a.device) if offset is not None else out)
-    br = block_r or int(min(64, triton.next_power_of_2(max(r, 1))))
+    meta = launch_meta(a.dtype, r, row_bias=row_bias is not None,
+                       col_bias=col_bias is not None, offset=offset is not None,
+                       block_p=block_p, block_r=block_r)
     _sddmm_kernel[(triton.cdiv(n, block_p),)](
         a, b, rows.contiguous(), cols.contiguous(),
         row_bias.contiguous() if row_bias is not None else out,
         col_bias.contiguous() if col_bias is not None else out, off, out, n, r,
-        a.stride(0), b.stride(0), BLOCK_P=block_p, BLOCK_R=br,
-        HAS_ROW_BIAS=row_bias is not None, HAS_COL_BIAS=col_bias is not None,
-        HAS_OFFSET=offset is not None, ACC64=acc == torch.float64)
+        a.stride(0), b.stride(0), **meta)
+    return out
+
+
+def launch_meta(dtype: torch.dtype, r: int, *, row_bias: bool, col_bias: bool, offset: bool,
+                block_p: int = 128, block_r: int | None = None) -> dict:
+    """The constexprs of a launch: the specialization Triton compiles for it. The one rule
+    :func:`sampled_dot` launches with and :func:`specializations` enumerates."""
+    return {"BLOCK_P": block_p,
+            "BLOCK_R": block_r or int(min(64, triton.next_power_of_2(max(r, 1)))),
+            "HAS_ROW_BIAS": bool(row_bias), "HAS_COL_BIAS": bool(col_bias),
+            "HAS_OFFSET": bool(offset), "ACC64": accumulation_dtype(dtype) == torch.float64}
+
+
+_TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32",
+                torch.float64: "fp64", torch.int32: "i32", torch.int64: "i64"}
+
+# factor ranks of the harness's models: 10 to 20 components, 50 and 64 factors
+HARNESS_RANKS = (16, 20, 64)
+
+
+def signature(dtype: torch.dtype, index: torch.dtype, meta: dict) -> dict[str, str]:
+    """Triton's type of every argument :func:`sampled_dot` passes: an absent bias passes
+    the output (accumulation dtype), a present one the factors' dtype (the models keep
+    biases with their factors); the offset is always made in the accumulation dtype."""
+    t, acc, i = (_TRITON_TYPE[dtype], _TRITON_TYPE[accumulation_dtype(dtype)],
+                 _TRITON_TYPE[index])
+    rb, cb = (t if meta[f] else acc for f in ("HAS_ROW_BIAS", "HAS_COL_BIAS"))
+    return {"a_ptr": f"*{t}", "b_ptr": f"*{t}", "rows_ptr": f"*{i}", "cols_ptr": f"*{i}",
+            "rb_ptr": f"*{rb}", "cb_ptr": f"*{cb}", "off_ptr": f"*{acc}",
+            "out_ptr": f"*{acc}", "n": "i32", "r": "i32", "stride_a": "i32", "stride_b": "i32"}
+
+
+def specializations(ranks=HARNESS_RANKS) -> list[tuple[dict, dict]]:
+    """(signature, constexprs) of every launch the dispatch can make at ``ranks``: each
+    dtype, index dtype and bias/offset combination, with the blocks :func:`launch_meta`
+    picks."""
+    out, seen = [], set()
+    for dtype in FLOAT_DTYPES:
+        for index in INDEX_DTYPES:
+            for flags in range(8):
+                for r in ranks:
+                    meta = launch_meta(dtype, r, row_bias=bool(flags & 1),
+                                       col_bias=bool(flags & 2), offset=bool(flags & 4))
+                    key = (dtype, index, tuple(meta.items()))
+                    if key not in seen:
+                        seen.add(key)
+                        out.append((signature(dtype, index, meta), meta))
     return out
 
 
