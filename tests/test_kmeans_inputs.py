@@ -89,6 +89,7 @@ def test_empty_clusters_raise_no_numpy_warning_and_the_fewer_clusters_one_names_
         warnings.simplefilter("always")
         KMeans(4, random_state=0, backend="cpu").fit(dup)
     assert [w.category for w in caught] == [ConvergenceWarning]
-    assert caught[0].filename == __file__
+    # the caller's line (under mutmut, its trampoline stands between the caller and fit)
+    assert caught[0].filename == __file__ or "mutmut" in caught[0].filename
     assert str(caught[0].message) == ("Number of distinct clusters (2) found smaller than "
                                       "n_clusters (4). Possibly due to duplicate points in X.")
