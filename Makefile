@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test lint check report report-html claims micro bench peers kernels-bench mutate clean
+.PHONY: setup run test lint check report report-html claims micro bench peers kernels-bench aot mutate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -65,6 +65,11 @@ mutate: setup
 # without one)
 kernels-bench: setup
 	$(BIN)/python bench/bench_triton.py
+
+# every Triton kernel specialization compiled for sm_80, sm_89 and sm_90 without a GPU;
+# the table goes to results/kernels/aot.md (CI runs the same compile in the tests)
+aot: setup
+	$(BIN)/python bench/kernels_aot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
