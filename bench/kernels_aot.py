@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import triton
 
-    from kmrec_gpu.environment import git_revision
+    from kmrec_gpu.environment import cpu_name, git_revision
 
     def progress(done: int, total: int) -> None:
         if done % 50 == 0 or done == total:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = aot.compile_all(jobs=args.jobs, progress=progress)
     run = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "git": git_revision(), "triton": triton.__version__,
-           "host": platform.processor() or platform.machine(), "command": COMMAND,
+           "host": f"{cpu_name()} ({platform.machine()})", "command": COMMAND,
            "targets": [t.__dict__ for t in aot.TARGETS], "rows": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
