@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The shared MovieLens copies sit beside the clone on the project's machines.
 export KMREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: setup run test lint check report report-html claims micro bench peers kernels-bench aot mutate clean
+.PHONY: setup run test lint check report report-html claims micro bench peers kernels-bench aot gpu-check mutate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -70,6 +70,11 @@ kernels-bench: setup
 # the table goes to results/kernels/aot.md (CI runs the same compile in the tests)
 aot: setup
 	$(BIN)/python bench/kernels_aot.py
+
+# the first minutes of a lent CUDA GPU: kernel and CUDA tests, the CPU against GPU sweep,
+# the kernel benchmark, cuML's peers; says so and exits 0 where there is no GPU
+gpu-check: setup
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
