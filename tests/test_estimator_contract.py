@@ -23,6 +23,7 @@ CASES = [  # (class path, parameters, task)
     ("kmrec_gpu.models.baseline.BiasBaseline", {"n_iter": 3}, "rating"),
     ("kmrec_gpu.models.knn.KNNBaseline", {"k": 5}, "rating"),
     ("kmrec_gpu.models.svdpp.SVDpp", {"n_epochs": 2}, "rating"),
+    ("kmrec_gpu.models.mf.BiasedMF", {"n_factors": 4, "n_epochs": 2}, "rating"),
     ("kmrec_gpu.models.search.ValidatedSearch", SEARCH, "rating"),
     ("kmrec_gpu.neural.estimators.PublishedMLP000", {**NET, "genres": "all"}, "rating"),
     ("kmrec_gpu.neural.estimators.AttentionMLP000", NET, "rating"),

@@ -204,7 +204,7 @@ def test_bad_input_and_unfitted():
     with pytest.raises(ValueError, match="vocabularies"):
         m = BiasedMF(n_factors=2, n_epochs=1).fit(r)
         m.predict(low_rank(n_users=5, n_items=5, seed=0))
-    with pytest.raises(ValueError, match="unknown parameter"):
+    with pytest.raises(ValueError, match="Invalid parameter 'nope' for estimator BiasedMF"):
         BiasedMF().set_params(nope=1)
     assert BiasedMF(reg=0.2).get_params()["reg"] == 0.2
 

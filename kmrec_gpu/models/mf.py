@@ -70,6 +70,7 @@ import scipy.sparse as sp
 
 from kmrec_gpu import seeding
 from kmrec_gpu.backends import Backend, check_float_dtype, resolve_backend
+from kmrec_gpu.estimator import Estimator
 from kmrec_gpu.factor.linalg import sampled_dot, sddmm_path
 from kmrec_gpu.ratings import Ratings
 
@@ -164,7 +165,7 @@ def _one_blas_thread(be: Backend) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-class BiasedMF:
+class BiasedMF(Estimator):
     """Biased matrix factorisation (``mu + b_u + b_i + p_u . q_i``) fitted by batched ALS.
 
     Parameters
@@ -201,6 +202,8 @@ class BiasedMF:
     (1-based epoch whose parameters are kept), ``n_epochs_`` (epochs run).
     """
 
+    _fitted_attr = "global_mean_"
+
     def __init__(self, *, n_factors: int = 50, reg: float = 0.1, reg_bias: float = 2.0,
                  n_epochs: int = 20, reg_exponent: float = 1.0,
                  reg_bias_exponent: float = 0.0, init_std: float = 0.1,
@@ -224,25 +227,6 @@ class BiasedMF:
         self.clip = clip
         self.kernels = kernels
         self.solver = solver
-
-    # -- sklearn-style plumbing ------------------------------------------------------------
-
-    def get_params(self) -> dict[str, Any]:
-        out = {k: v for k, v in vars(self).items() if not k.endswith("_")}
-        if not isinstance(out["backend"], str):
-            out["backend"] = f"{out['backend'].name}:{out['backend'].library}"
-        return out
-
-    def set_params(self, **params: Any) -> BiasedMF:
-        for k, v in params.items():
-            if k.endswith("_") or not hasattr(self, k):
-                raise ValueError(f"unknown parameter {k!r} for BiasedMF")
-            setattr(self, k, v)
-        return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "global_mean_"):
-            raise RuntimeError("BiasedMF is not fitted; call fit(train) first")
 
     def _backend(self) -> Backend:
         return resolve_backend(self.backend, self.library)

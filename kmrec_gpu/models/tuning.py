@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from kmrec_gpu import seeding
+from kmrec_gpu.backends import Backend
 from kmrec_gpu.models.mf import BiasedMF
 from kmrec_gpu.ratings import Ratings
 from kmrec_gpu.splits import validation_split
@@ -71,8 +72,9 @@ class TunedBiasedMF:
     def get_params(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if not k.endswith("_")}
         out["param_grid"] = {k: list(v) for k, v in self.param_grid.items()}
-        shown = BiasedMF(**self.base_params).get_params()  # a Backend object as its name
-        out["base_params"] = {k: shown[k] for k in self.base_params}
+        # a Backend object as its name, as a result row shows one
+        out["base_params"] = {k: f"{v.name}/{v.library}" if isinstance(v, Backend) else v
+                              for k, v in self.base_params.items()}
         return out
 
     def _model(self, **params: Any) -> BiasedMF:
