@@ -20,8 +20,7 @@ setup: $(BIN)/.installed
 
 # the main job: a small real benchmark grid (3 models and their 3 peers on ml-latest-small)
 run: setup
-	$(BIN)/kmrec-bench -m dataset=ml-latest-small model=bias_baseline,svd,kmeans_liked \
-		with_peers=true threads=1
+	$(BIN)/kmrec-bench sweep=main with_peers=true threads=1
 
 test: setup
 	$(BIN)/python -m pytest

@@ -3,8 +3,8 @@
     python bench/bench_main_job.py              # 3 runs of `make run`'s grid
     python bench/bench_main_job.py --repeats 5
 
-Each run is the Makefile's main job (`kmrec-bench -m dataset=ml-latest-small
-model=bias_baseline,svd,kmeans_liked with_peers=true threads=1`) in a fresh process, its
+Each run is the Makefile's main job (`kmrec-bench sweep=main with_peers=true threads=1`:
+ml-latest-small, bias_baseline, svd and kmeans_liked) in a fresh process, its
 rows written to a temporary results folder. From those rows: **timed** is every timed
 call (the fit/predict/recommend repeats' own times, the load and split phases);
 **warm-up** the untimed runs before them, as warm-up count x the phase's median (a warm-up
@@ -44,8 +44,7 @@ import bench_factor as bf
 
 OUT = bf.OUT_DIR / "main_job.jsonl"
 MD = bf.OUT_DIR / "main_job.md"
-GRID = ["-m", "dataset=ml-latest-small", "model=bias_baseline,svd,kmeans_liked",
-        "with_peers=true", "threads=1"]
+GRID = ["sweep=main", "with_peers=true", "threads=1"]
 
 
 def _bench_cmd() -> list[str]:
