@@ -326,6 +326,9 @@ def test_per_user_ranking_defaults_to_k_10():
 def test_top_k_items_takes_integer_scores_and_names_bad_shapes():
     scores = np.array([[3, 1, 2], [0, 5, 4]])
     np.testing.assert_array_equal(top_k_items(scores, 2), [[0, 2], [1, 2]])
+    for other in (np.float16, np.bool_, np.uint8):  # made float64 for the ranking kernel
+        np.testing.assert_array_equal(top_k_items(scores.astype(other), 1),
+                                      top_k_items(scores.astype(other).astype(float), 1))
     with pytest.raises(ValueError, match=r"^scores must be 2-d \(users x items\), got shape "
                                          r"\(3,\)$"):
         top_k_items(np.ones(3), 1)
