@@ -64,6 +64,15 @@ def path_name(mod: Any) -> str:
     return "triton-interpret" if mod.INTERPRETED else "triton"
 
 
+_TRITON_TYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64",
+                 "int32": "i32", "int64": "i64"}
+
+
+def triton_type(dtype: Any) -> str:
+    """Triton's name of a torch dtype in a kernel signature (``torch.float16`` -> ``fp16``)."""
+    return _TRITON_TYPES[str(dtype).rsplit(".", 1)[-1]]
+
+
 def as_torch(a: Any) -> Any:
     """A torch view of a torch tensor or a CuPy array (zero-copy through DLPack)."""
     import torch

@@ -31,6 +31,8 @@ import triton
 import triton.language as tl
 from triton import knobs
 
+from kernels import triton_type
+
 # Decided when @triton.jit decorates: interpreted kernels run on CPU tensors.
 INTERPRETED = bool(knobs.runtime.interpret)
 
@@ -139,9 +141,6 @@ def launch_meta(dtype: torch.dtype, k: int, d: int, *, update: bool, precision: 
             "PRECISION": precision, "UPCAST": _upcast(dtype)}
 
 
-_TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32",
-                torch.float64: "fp64", torch.int32: "i32", torch.int64: "i64"}
-
 # (k, d) of the harness's K-means cells: 7, 8 and 15 clusters (tuned searches up to 40) over
 # genre profiles (19, 20 genres) and liked-movie matrices (1,682 and 9,742 movies)
 HARNESS_SHAPES = ((15, 9742), (8, 20), (40, 1682), (7, 19))
@@ -149,7 +148,7 @@ HARNESS_SHAPES = ((15, 9742), (8, 20), (40, 1682), (7, 19))
 
 def signature(dtype: torch.dtype, update: bool) -> dict[str, str]:
     """Triton's type of every argument :func:`assign` passes (pointers by their tensors)."""
-    t, acc = _TRITON_TYPE[dtype], _TRITON_TYPE[accumulation_dtype(dtype)]
+    t, acc = triton_type(dtype), triton_type(accumulation_dtype(dtype))
     return {"x_ptr": f"*{t}", "c_ptr": f"*{t}", "cn_ptr": f"*{acc}", "labels_ptr": "*i64",
             "mind_ptr": f"*{acc}", "sums_ptr": f"*{acc}",
             "counts_ptr": "*i32" if update else "*i64",  # the labels stand in without update

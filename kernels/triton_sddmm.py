@@ -25,6 +25,8 @@ import triton
 import triton.language as tl
 from triton import knobs
 
+from kernels import triton_type
+
 # Decided when @triton.jit decorates: interpreted kernels run on CPU tensors.
 INTERPRETED = bool(knobs.runtime.interpret)
 
@@ -121,9 +123,6 @@ def launch_meta(dtype: torch.dtype, r: int, *, row_bias: bool, col_bias: bool, o
             "HAS_OFFSET": bool(offset), "ACC64": accumulation_dtype(dtype) == torch.float64}
 
 
-_TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32",
-                torch.float64: "fp64", torch.int32: "i32", torch.int64: "i64"}
-
 # factor ranks of the harness's models: 10 to 20 components, 50 and 64 factors
 HARNESS_RANKS = (16, 20, 64)
 
@@ -132,8 +131,8 @@ def signature(dtype: torch.dtype, index: torch.dtype, meta: dict) -> dict[str, s
     """Triton's type of every argument :func:`sampled_dot` passes: an absent bias passes
     the output (accumulation dtype), a present one the factors' dtype (the models keep
     biases with their factors); the offset is always made in the accumulation dtype."""
-    t, acc, i = (_TRITON_TYPE[dtype], _TRITON_TYPE[accumulation_dtype(dtype)],
-                 _TRITON_TYPE[index])
+    t, acc, i = (triton_type(dtype), triton_type(accumulation_dtype(dtype)),
+                 triton_type(index))
     rb, cb = (t if meta[f] else acc for f in ("HAS_ROW_BIAS", "HAS_COL_BIAS"))
     return {"a_ptr": f"*{t}", "b_ptr": f"*{t}", "rows_ptr": f"*{i}", "cols_ptr": f"*{i}",
             "rb_ptr": f"*{rb}", "cb_ptr": f"*{cb}", "off_ptr": f"*{acc}",
