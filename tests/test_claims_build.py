@@ -301,6 +301,27 @@ def test_one_probe_cells_details_are_kept_bare():
     assert c["figures"][0]["details"] == {"k": 1} and c["verdict"] == "reproduced"
 
 
+def test_probe_details_of_two_seeds_are_a_list_and_a_row_without_extras_has_none():
+    c = cb.build_claim(protocol([entry("pr", kind="probe", metric="n", seeds=(0, 1))],
+                                claimed=3, margin=1),
+                       probe_rows("pr", [{"n": 3.0}, {"n": 4.0}], details=["x", "y"]))
+    assert c["figures"][0]["details"] == ["x", "y"]
+    rows = probe_rows("pr", [{"n": 3.0}, {"n": 4.0}])
+    for s in rows.values():
+        s.row.pop("extra")
+    c = cb.build_claim(protocol([entry("pr", kind="probe", metric="n", seeds=(0, 1))],
+                                claimed=3, margin=1), rows)
+    assert "details" not in c["figures"][0]
+
+
+@pytest.mark.parametrize("where", ["comparison", "context"])
+def test_a_comparison_or_context_probe_without_its_metric_names_the_claim(where):
+    rows = {**stored(("a", 0.9)), **probe_rows("pr", [{"m": 1.0}] * 3)}
+    p = protocol([entry("a")], **{where: [entry("pr", kind="probe", metric="n")]})
+    with pytest.raises(KmrecError, match="^claim t: probe pr row has no metric 'n'$"):
+        cb.build_claim(p, rows)
+
+
 @pytest.mark.parametrize("low, high, missing", [(None, None, "n"), ("lo", None, "lo"),
                                                 (None, "hi", "hi")])
 def test_a_probe_row_without_its_metric_is_a_clear_error(low, high, missing):
