@@ -93,3 +93,23 @@ def test_empty_clusters_raise_no_numpy_warning_and_the_fewer_clusters_one_names_
     assert caught[0].filename == __file__ or "mutmut" in caught[0].filename
     assert str(caught[0].message) == ("Number of distinct clusters (2) found smaller than "
                                       "n_clusters (4). Possibly due to duplicate points in X.")
+
+
+def test_sparse_inertia_of_points_on_their_centres_is_zero_not_rounding_below():
+    """‖x‖² - 2x·c + ‖c‖² rounds a little below 0 for some x = c (here by -9e-10 in all)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 5)) * rng.choice([1, 1e3, 1e-3], size=(6, 5))
+    both = np.vstack([x, x])  # each point twice: six clusters, each centred on its point
+    m = KMeans(6, init=x.copy(), max_iter=5, backend="cpu").fit(sp.csr_matrix(both))
+    assert m.inertia_ == 0.0
+    assert m.score(sp.csr_matrix(both)) == 0.0
+
+
+def test_a_start_already_at_the_means_stops_after_one_iteration():
+    """Centres that are the means of their points move by exactly 0: with tol=0 that stops
+    the first iteration (shift <= tol), as scikit-learn's Lloyd loop does."""
+    first = KMeans(3, random_state=0, tol=0.0, backend="cpu").fit(X)
+    again = KMeans(3, init=first.cluster_centers_, tol=0.0, backend="cpu").fit(X)
+    assert again.n_iter_ == 1
+    np.testing.assert_array_equal(again.labels_, first.labels_)
+    np.testing.assert_array_equal(again.cluster_centers_, first.cluster_centers_)
