@@ -68,6 +68,9 @@ def text() -> Console:
     (0.5, 0.75, {"abs": 0.25, "rel": 0.125}, None, "±0.25"),
     (0.5, 0.76, {"abs": 0.25, "rel": 0.125}, "regressed", "±0.25"),
     (3, 3, {}, None, "±0"),
+    # a relative tolerance of a zero baseline is zero
+    (0.0, 0.01, {"rel": 0.125}, "regressed", "±0"),
+    (0, 0, {"rel": 0.125}, None, "±0"),
     (3, 4, {"worse": "higher"}, "regressed", "0, higher worse"),
 ])
 def test_compare_metric_against_its_tolerance(base_v, now, tol, status, desc):
@@ -149,6 +152,8 @@ def test_dataset_facts_are_the_last_rows_identity():
     r = result(facts={"generator": ("g", 1), "name": "toy", "path": "/x"})
     assert ck.dataset_facts(r) == {**FACTS, "generator": ["g", 1]}
     assert ck.dataset_facts(result(facts={"generator": {}})) == FACTS
+    r.rows.append({"dataset": {"sha256": "cd"}})  # the last row's, of three
+    assert ck.dataset_facts(r)["sha256"] == "cd"
     r.rows[-1]["dataset"] = {"sha256": "ab"}
     assert ck.dataset_facts(r) == {"sha256": "ab", "n_ratings": None, "n_users": None,
                                    "n_items": None}

@@ -22,7 +22,7 @@ X = np.array([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0], [0.0, 0.2, 1.0], [5.0, 5.0, 0.0]
 def test_host_input_is_numpy_scipy_pandas_or_python_sequences():
     torch = pytest.importorskip("torch")
     for x in (X, X.tolist(), tuple(map(tuple, X)), sp.csr_matrix(X), pd.DataFrame(X),
-              np.float64(1.0), np.float32(2.0)):
+              np.float64(1.0), np.float32(2.0), pd.Series([1.0]), pd.array([1.0, 2.0])):
         assert _host_array(x), type(x)
     assert not _host_array(torch.from_numpy(X))
     assert not _host_array(object())
@@ -113,3 +113,20 @@ def test_a_start_already_at_the_means_stops_after_one_iteration():
     assert again.n_iter_ == 1
     np.testing.assert_array_equal(again.labels_, first.labels_)
     np.testing.assert_array_equal(again.cluster_centers_, first.cluster_centers_)
+
+
+def test_complex_torch_and_sparse_input_are_refused_by_their_own_dtype():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=_complex_message("KMeans.fit", "torch.complex64")):
+        KMeans(2).fit(torch.ones((4, 2), dtype=torch.complex64))
+    with pytest.raises(ValueError, match=_complex_message("KMeans.fit", "complex128")):
+        KMeans(2).fit(sp.csr_matrix(np.ones((4, 2), dtype=complex)))
+
+
+def test_a_refit_on_other_features_starts_afresh():
+    from kmrec_gpu.backends import get_backend
+
+    m = KMeans(2, random_state=0, backend="cpu").fit(X)
+    assert m.n_features_in_ == 3 and m.backend_ == get_backend("cpu").describe()
+    m.fit(X[:, :2])
+    assert m.n_features_in_ == 2 and m.cluster_centers_.shape == (2, 2)
