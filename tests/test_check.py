@@ -45,7 +45,7 @@ def fresh(baseline: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_update_then_check_passes(baseline, tmp_path):
+def test_update_then_check_passes(baseline, tmp_path, clean_revision):
     data = json.loads((baseline / "check.json").read_text())
     assert sorted(data["cells"]) == [BIAS, SVD]
     assert data["seed"] == 0 and data["revision"] and data["device"]
@@ -58,6 +58,14 @@ def test_update_then_check_passes(baseline, tmp_path):
     rows = read_rows(tmp_path / "results" / "runs")
     assert {r["model"]["name"] for r in rows if r["phase"] == "evaluate"} == {"svd",
                                                                                "bias_baseline"}
+    assert {r["command"] for r in rows} == {"kmrec check --threads 1"}
+    assert "check: rows appended to " in out and "svd on ml-100k" in out  # this console's
+    # a second check in the same folder runs the cells again: never "done at this revision"
+    code, out = check(tmp_path, only=ONLY)
+    assert code == 0, out
+    again = read_rows(tmp_path / "results" / "runs")
+    assert sum(r["phase"] == "evaluate" for r in again) == 2 * sum(
+        r["phase"] == "evaluate" for r in rows)
 
 
 def test_filtered_update_keeps_other_cells(baseline, tmp_path):

@@ -190,8 +190,29 @@ def test_a_user_or_movie_with_one_training_rating_is_warm():
     ts = np.concatenate([np.zeros(n, dtype=np.int64), [10, 11, 10, 12]])
     r = from_arrays(users, items, np.concatenate([base.ratings, [3.0, 4.0, 5.0, 2.0]]), ts,
                     scale=base.scale)
+    s = splits.temporal(r, 2 / (n + 4), seed=0)
+    assert s.summary() == {
+        "method": "temporal", "params": {"test_fraction": 2 / (n + 4), "seed": 0,
+                                         "drop_cold": False},
+        "n_train": n + 2, "n_test": 2, "train_users": s.train.n_rated_users,
+        "train_items": s.train.n_rated_items, "test_users": 2, "test_items": 2,
+        "cold_user_rows": 0, "cold_item_rows": 0, "cold_rows": 0, "dropped_cold": 0}
+    assert (s.train.n_rated_users, s.train.n_rated_items) == (
+        len(set(s.train.users.tolist())), len(set(s.train.items.tolist())))
     d = splits.temporal(r, 2 / (n + 4), seed=0, drop_cold=True)
     assert len(d.test) == 2 and d.n_dropped_cold == 0
     assert sorted(zip(d.test.user_ids[d.test.users].tolist(),
                       d.test.item_ids[d.test.items].tolist())) == [(2, 777),
                                                                    (9999, base.item_ids[1])]
+
+
+def test_make_split_kfold_takes_its_fold_and_parameters():
+    r = make_ratings()
+    first = splits.make_split(r, "kfold", seed=3)
+    assert first.test.ratings.tolist() == next(iter(splits.kfold(r, seed=3))).test.ratings.tolist()
+    third = splits.make_split(r, "kfold", seed=3, n_folds=4, fold=2)
+    want = list(splits.kfold(r, seed=3, n_folds=4))[2]
+    assert (third.test.users.tolist(), third.test.items.tolist()) == (
+        want.test.users.tolist(), want.test.items.tolist())
+    with pytest.raises(ValueError, match=r"^unknown split 'nope'; expected one of \[.*'kfold'\]$"):
+        splits.make_split(r, "nope", seed=0)
