@@ -202,6 +202,8 @@ def test_load_baselines_reads_a_good_file(tmp_path):
      r"fix it, or delete the file and run `kmrec check --update`$"),
     ({"cells": {"c": {"dataset": "d", "metrics": {"rmse": True}}}, "datasets": {}},
      "metric 'rmse' is True"),
+    ({"cells": {"c": {"dataset": "d", "metrics": {"mae": None, "rmse": "x"}}}, "datasets": {}},
+     "metric 'rmse' is 'x'"),  # a stored NaN before it does not end the checking
     ({"cells": {"c": {"dataset": "d", "metrics": {"rmse": 1e999}}}, "datasets": {}},
      "metric 'rmse' is inf"),
 ])
@@ -374,7 +376,8 @@ def fake_suite(monkeypatch, rev):
         return cells, TOL
 
     def run_cells(cells, results_dir, threads, console, command):
-        ran.update(cells=cells, command=command, threads=threads)
+        ran.update(cells=cells, command=command, threads=threads, console=console,
+                   results_dir=results_dir)
         return {k: ran["results"][k] for k in cells}
 
     monkeypatch.setattr(ck, "suite", suite)
@@ -509,3 +512,70 @@ def test_the_suite_refuses_a_pattern_or_override_that_selects_nothing():
     with pytest.raises(ConfigError, match="^override model.nokey: no selected cell of the "
                                           "check has that key$"):
         ck.suite(only="svd@ml-100k/*", overrides={"model.nokey": 1})
+
+
+def test_run_check_reads_and_writes_under_results_by_default(tmp_path, fake_suite, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_suite["results"] = _two()
+    c = text()
+    assert ck.run_check(update=True, console=c) == 0
+    assert (tmp_path / "results" / "baselines" / "check.json").is_file()
+    assert str(fake_suite["results_dir"]) == "results" and fake_suite["console"] is c
+    assert ck.run_check(console=c) == 0
+
+
+def test_run_check_prints_160_columns_when_not_a_terminal(tmp_path, fake_suite, capsys):
+    fake_suite["results"] = _two()
+    _run(tmp_path, update=True)
+    # an uncompared metric's long name, folded at the console's width in the summary line
+    fake_suite["results"] = {CID: result(metrics={"rmse": 0.9, "x" * 400: 1.0}),
+                             N: result(model="n", key="kn")}
+    assert ck.run_check(results_dir=tmp_path, baselines_path=tmp_path / "b.json") == 0
+    out = capsys.readouterr().out
+    assert max(len(ln) for ln in out.splitlines()) == 160
+
+
+def test_run_check_lists_several_cells_devices_and_metrics_with_commas(tmp_path, fake_suite):
+    fake_suite["results"] = _two()
+    _run(tmp_path, update=True)
+    fake_suite["results"] = {
+        CID: result(key="k2", device="d1", metrics={"rmse": 0.9, "u1": 1, "u2": 2}),
+        N: result(model="n", key="k3", device="d2")}
+    code, out = _run(tmp_path)
+    assert code == 0
+    assert f"for 2 cell(s): {CID}, {N}" in out
+    assert "note: baselines from cpu0, this run on d1, d2" in out
+    assert "; not compared: u1, u2" in out
+    assert out.splitlines()[-1] == "check passed"
+    fake_suite["results"] = {CID: result(metrics={"rmse": 5.0}), N: result(model="n", key="kn")}
+    code, out = _run(tmp_path)
+    assert code == 1 and out.splitlines()[-1] == "check FAILED"
+
+
+def test_absent_baselines_are_listed_with_commas(tmp_path, fake_suite):
+    (tmp_path / "b.json").write_text(json.dumps({"cells": {}, "datasets": {}}))
+    with pytest.raises(BaselineError, match=f"has no baseline for {CID}, {N}: run"):
+        _run(tmp_path)
+
+
+def test_a_failed_update_names_each_failed_cell(tmp_path, fake_suite):
+    fake_suite["results"] = {CID: result(status="failed", reason="boom"), N: result()}
+    code, out = _run(tmp_path, update=True)
+    rows = [[x.strip() for x in ln.split("│")[1:-1]] for ln in out.splitlines()
+            if ln.count("│") == 8]
+    assert rows == [[CID, "-", "None", "failed: boom", "", "", "failed"]]
+    assert out.splitlines()[-1] == "check: baselines not written: every cell must run"
+
+
+def test_the_suite_composes_without_warnings_and_refuses_a_repeated_cell(monkeypatch):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ck.suite(only="svd@ml-100k/*")
+    import kmrec_gpu.harness.app as app
+
+    orig = app.grid_configs
+    monkeypatch.setattr(app, "grid_configs", lambda root: orig(root)[:1] * 2)
+    with pytest.raises(ConfigError, match=r"^sweep check: cell \S+ appears twice$"):
+        ck.suite()
