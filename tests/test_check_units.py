@@ -347,6 +347,7 @@ def test_override_pairs_parse_values_as_yaml():
     assert ck._override_pairs(["a.b=3", " c = x ", "d=[1, 2]", "e="]) == [
         ("a.b", 3), ("c", "x"), ("d", [1, 2]), ("e", None)]
     assert ck._override_pairs("a=0.5") == [("a", 0.5)]
+    assert ck._override_pairs(["model.x=a=b"]) == [("model.x", "a=b")]  # at the first "="
     assert ck._override_pairs({"a": 1, "b": "x"}) == [("a", 1), ("b", "x")]
 
 
@@ -500,6 +501,9 @@ def test_the_suite_selects_by_pattern_and_applies_overrides():
     assert sorted(cells) == ["nmf@ml-100k/holdout/cpu/seed0", "svd@ml-100k/holdout/cpu/seed0"]
     assert {c.model.estimator.n_components for c in cells.values()} == {3}
     assert {c.seed for c in cells.values()} == {0} and tol["rmse"]["worse"] == "higher"
+    # an override replaces a mapping, it does not merge into it
+    lim, _ = ck.suite(only="svd@ml-100k/*", overrides={"model.limits": {"reason": "x"}})
+    assert [dict(c.model.limits) for c in lim.values()] == [{"reason": "x"}]
     one, _ = ck.suite(only="svd@ml-100k/*")
     assert list(one) == ["svd@ml-100k/holdout/cpu/seed0"]
     everything, _ = ck.suite()
