@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--equivalent", type=Path, default=ROOT / "tests" / "mutation_equivalent.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "mutation.jsonl")
     ap.add_argument("--md", type=Path, default=ROOT / "results" / "mutation.md")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the view from the stored rows and mutmut's last results "
+                         "(after an edit to the equivalents' reasons), appending no row")
     args = ap.parse_args(argv)
     from kmrec_gpu.environment import cpu_name
     from kmrec_gpu.results import write_atomic
@@ -140,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     survivors = [(name, status, diff_of(name, module), equivalent.get(name, ""))
                  for module, ms in by_module.items() for name, status in ms.items()
                  if status not in DETECTED and status != "not checked"]
-    history = ([json.loads(ln) for ln in args.out.read_text().splitlines() if ln.strip()]
-               if args.out.exists() else []) + [row]
-    text = render(history, survivors)
+    stored = ([json.loads(ln) for ln in args.out.read_text().splitlines() if ln.strip()]
+              if args.out.exists() else [])
+    if args.render_only:
+        if not stored:
+            raise SystemExit(f"no stored rows in {args.out} to render")
+        write_atomic(args.md, render(stored, survivors))
+        print(f"{args.md} rewritten from {args.out}")
+        return 0
+    text = render(stored + [row], survivors)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a") as f:  # append-only: every run's scores stay
         f.write(json.dumps(row) + "\n")

@@ -243,6 +243,11 @@ def test_mutation_report_scores_each_module_from_mutmuts_meta_files(tmp_path, mo
     assert mr.main(args) == 0  # a second run appends, the page shows both
     assert len(out.read_text().splitlines()) == 2 and text.count("## Run of") == 1
     assert md.read_text().count("## Run of") == 2
+    # a reason edited afterwards: the view is rewritten from the stored rows, no row added
+    eq.write_text("kmrec_gpu.metrics.rating.x_rmse__mutmut_4: 'a local variable renamed'\n")
+    assert mr.main([*args, "--render-only"]) == 0
+    assert len(out.read_text().splitlines()) == 2
+    assert md.read_text().count("## Run of") == 2 and "a local variable renamed" in md.read_text()
     eq.write_text("- not a mapping\n")
     with pytest.raises(SystemExit, match="expected a mapping"):
         mr.main(args)
