@@ -31,6 +31,7 @@ check: setup
 # ruff (pyproject.toml's [tool.ruff]); no file may silence it with a noqa comment
 lint: setup
 	$(BIN)/ruff check kmrec_gpu kernels bench tests
+	$(BIN)/mypy kmrec_gpu kernels
 	@! grep -rn --include='*.py' '# noqa' kmrec_gpu kernels bench tests
 
 report: setup

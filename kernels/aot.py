@@ -115,9 +115,10 @@ def compile_one(spec: Spec, target: Target) -> dict:
     except Exception as e:  # a compile error is the finding, reported with the spec
         row["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
         return row
-    row.update(shared=int(k.metadata.shared), mma=_mma(k.asm["ptx"]), **_resources(k.asm["cubin"]))
-    if row["shared"] > target.shared_limit:
-        row["error"] = (f"needs {row['shared']:,} bytes of shared memory; {target.name} "
+    shared = int(k.metadata.shared)
+    row.update(shared=shared, mma=_mma(k.asm["ptx"]), **_resources(k.asm["cubin"]))
+    if shared > target.shared_limit:
+        row["error"] = (f"needs {shared:,} bytes of shared memory; {target.name} "
                         f"({target.devices}) allows {target.shared_limit:,} per block")
     return row
 

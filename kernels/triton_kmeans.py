@@ -211,7 +211,8 @@ def assign(x: torch.Tensor, centers: torch.Tensor, *, update: bool = False,
         _assign_kernel[(triton.cdiv(n, meta["BLOCK_N"]),)](
             x, c, c_norm, labels, min_dist, sums if update else min_dist,
             counts if update else labels, n, k, d, x.stride(0), c.stride(0), **meta)
-    return Assignment(labels, min_dist, sums, counts.to(torch.int64) if update else None)
+    return Assignment(labels, min_dist, sums,
+                      counts.to(torch.int64) if counts is not None else None)
 
 
 def reference(x: torch.Tensor, centers: torch.Tensor, *, update: bool = False) -> Assignment:
