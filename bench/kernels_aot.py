@@ -20,7 +20,6 @@ from pathlib import Path
 os.environ.pop("TRITON_INTERPRET", None)  # before anything imports triton
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from kernels import aot
 
@@ -94,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kmrec_gpu.environment import cpu_name, git_revision
 
-    def progress(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
-            print(f"aot: {done}/{total} compiled", file=sys.stderr, flush=True)
-
-    rows = aot.compile_all(jobs=args.jobs, progress=progress)
+    rows = aot.compile_all(jobs=args.jobs, progress=aot.report_progress)
     run = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "git": git_revision(), "triton": triton.__version__,
            "host": f"{cpu_name()} ({platform.machine()})", "command": COMMAND,

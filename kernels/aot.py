@@ -127,6 +127,12 @@ def _job(args: tuple[Spec, Target]) -> dict:
     return compile_one(*args)
 
 
+def report_progress(done: int, total: int) -> None:
+    """A line on stderr every 50 compiles and at the end (a cold compile takes minutes)."""
+    if done % 50 == 0 or done == total:
+        print(f"aot: {done}/{total} compiled", file=sys.stderr, flush=True)
+
+
 def compile_all(specs: list[Spec] | None = None, targets=TARGETS, jobs: int = 1,
                 progress=None) -> list[dict]:
     """Every (specialization, target), in that order; ``jobs`` processes compile."""
@@ -158,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
 
-    def progress(done: int, total: int) -> None:
-        if done % 25 == 0 or done == total:
-            print(f"aot: {done}/{total} compiled", file=sys.stderr, flush=True)
-
-    rows = compile_all(jobs=args.jobs, progress=progress)
+    rows = compile_all(jobs=args.jobs, progress=report_progress)
     bad = [r for r in rows if "error" in r]
     for r in bad:
         print(f"FAILED {r['kernel']} [{r['spec']}] on {r['target']}: {r['error']}")

@@ -118,6 +118,11 @@ class Backend:
     _to_host: Callable[[Any], np.ndarray] = field(default=np.asarray, repr=False)
     _sync: Callable[[], None] = field(default=lambda: None, repr=False)
 
+    @property
+    def label(self) -> str:
+        """How a result row names the backend, ``cpu/numpy`` (its repr has addresses)."""
+        return f"{self.name}/{self.library}"
+
     def __reduce__(self) -> tuple:
         # it holds an array module and device handles: a pickle (or a deep copy) names the
         # backend, and loading it builds it again where it is loaded

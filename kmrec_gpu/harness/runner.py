@@ -303,8 +303,8 @@ class Harness:
             model, t_fit = timed_budget(build_and_fit, **timing)
         params = model.get_params() if hasattr(model, "get_params") else m["estimator"]
         params = {k: v if isinstance(v, (int, float, str, bool, type(None), list, dict))
-                  else f"{v.name}/{v.library}" if isinstance(v, Backend)  # not its repr:
-                  else repr(v) for k, v in params.items()}              # that has addresses
+                  else v.label if isinstance(v, Backend)
+                  else repr(v) for k, v in params.items()}
         common = dict(dataset=desc, split=ssum, params=params)
         facts = evaluate.model_facts(model)
         fit_phase = "end-to-end" if task in ("pipeline", "probe") else "fit"

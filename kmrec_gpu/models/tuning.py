@@ -73,7 +73,7 @@ class TunedBiasedMF:
         out = {k: v for k, v in vars(self).items() if not k.endswith("_")}
         out["param_grid"] = {k: list(v) for k, v in self.param_grid.items()}
         # a Backend object as its name, as a result row shows one
-        out["base_params"] = {k: f"{v.name}/{v.library}" if isinstance(v, Backend) else v
+        out["base_params"] = {k: v.label if isinstance(v, Backend) else v
                               for k, v in self.base_params.items()}
         return out
 
